@@ -1,0 +1,21 @@
+"""Raster input and output."""
+
+from cloudfree.io.geotiff import (
+    Raster,
+    RasterInfo,
+    RasterWriter,
+    Window,
+    raster_info,
+    read_raster,
+    write_raster,
+)
+
+__all__ = [
+    "Raster",
+    "RasterInfo",
+    "RasterWriter",
+    "Window",
+    "raster_info",
+    "read_raster",
+    "write_raster",
+]

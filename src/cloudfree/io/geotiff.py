@@ -1,0 +1,315 @@
+"""GeoTIFF reading and atomic writing with rasterio.
+
+Reading returns a :class:`Raster` (array ``[bands, H, W]`` plus CRS, transform, nodata, band
+descriptions and tags). Every failure is raised as :class:`~cloudfree.errors.InputFileError`
+naming the file.
+
+Writing never leaves a half-written file behind: data go to a temporary file in the target
+directory, which is renamed onto the final name only when everything succeeded. For large scenes,
+:class:`RasterWriter` writes window by window (for tiled inference) with the same guarantee, and
+optionally converts the finished file to a Cloud-Optimized GeoTIFF.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from cloudfree.errors import InputFileError
+
+__all__ = [
+    "Raster",
+    "RasterInfo",
+    "RasterWriter",
+    "Window",
+    "raster_info",
+    "read_raster",
+    "write_raster",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class RasterInfo:
+    """Metadata of a raster file, without its pixels."""
+
+    path: Path
+    count: int
+    height: int
+    width: int
+    dtype: str
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.count, self.height, self.width
+
+
+@dataclass
+class Raster:
+    """Pixels ``[bands, H, W]`` and their georeferencing."""
+
+    array: np.ndarray
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None = None
+    descriptions: tuple[str | None, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.array.shape[2])
+
+
+def _open(path: PathLike) -> Any:
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(p, "file not found")
+    if p.is_dir():
+        raise InputFileError(p, "is a directory, expected a GeoTIFF file")
+    try:
+        return rasterio.open(p)
+    except RasterioIOError as exc:
+        raise InputFileError(p, f"not a readable raster ({exc})") from None
+
+
+def raster_info(path: PathLike) -> RasterInfo:
+    """Read a raster's metadata only."""
+    with _open(path) as src:
+        return RasterInfo(
+            path=Path(path),
+            count=src.count,
+            height=src.height,
+            width=src.width,
+            dtype=src.dtypes[0],
+            crs=src.crs,
+            transform=src.transform,
+            nodata=src.nodata,
+            descriptions=tuple(src.descriptions),
+            tags=dict(src.tags()),
+        )
+
+
+def read_raster(
+    path: PathLike,
+    *,
+    bands: Sequence[int] | None = None,
+    window: Window | None = None,
+    expected_count: int | Sequence[int] | None = None,
+    dtype: str | np.dtype | None = None,
+) -> Raster:
+    """Read a GeoTIFF (or any raster rasterio opens).
+
+    Args:
+        path: file to read.
+        bands: 0-based band positions to read (default: all), in that order.
+        window: read only this window; the returned transform is the window's.
+        expected_count: the file must have this many bands (or one of these counts),
+            otherwise :class:`InputFileError` names the file, the count found and the one expected.
+        dtype: cast the array to this dtype.
+    """
+    p = Path(path)
+    with _open(p) as src:
+        if expected_count is not None:
+            allowed = (
+                (expected_count,) if isinstance(expected_count, int) else tuple(expected_count)
+            )
+            if src.count not in allowed:
+                want = " or ".join(str(c) for c in allowed)
+                raise InputFileError(p, f"has {src.count} band(s), expected {want}")
+        if bands is not None:
+            bad = [b for b in bands if not 0 <= b < src.count]
+            if bad:
+                raise InputFileError(p, f"band positions {bad} out of range (file has {src.count})")
+            indexes = [b + 1 for b in bands]
+        else:
+            indexes = list(range(1, src.count + 1))
+        try:
+            arr = src.read(indexes, window=window)
+        except Exception as exc:  # rasterio raises several types for corrupt data
+            raise InputFileError(p, f"could not read pixel data ({exc})") from None
+        transform = src.window_transform(window) if window is not None else src.transform
+        descriptions = tuple(src.descriptions[i - 1] for i in indexes)
+        raster = Raster(
+            array=arr if dtype is None else arr.astype(dtype, copy=False),
+            crs=src.crs,
+            transform=transform,
+            nodata=src.nodata,
+            descriptions=descriptions,
+            tags=dict(src.tags()),
+            path=p,
+        )
+    return raster
+
+
+def _temp_path(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp.tif", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+class RasterWriter:
+    """Write a GeoTIFF window by window, atomically.
+
+    Use as a context manager::
+
+        with RasterWriter(out, count=13, height=H, width=W, dtype="uint16", crs=crs,
+                          transform=transform, nodata=0, descriptions=names) as w:
+            w.write(tile, Window(col, row, w, h))
+
+    The file appears under its final name only when the block exits without an exception;
+    otherwise the temporary file is removed. With ``cog=True`` the finished file is copied to a
+    Cloud-Optimized GeoTIFF (overviews included) before the rename.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        count: int,
+        height: int,
+        width: int,
+        dtype: str | np.dtype,
+        crs: CRS | str | None,
+        transform: Affine,
+        nodata: float | None = None,
+        descriptions: Sequence[str | None] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        cog: bool = False,
+        compress: str = "deflate",
+        blocksize: int = 256,
+    ) -> None:
+        self.path = Path(path)
+        self.cog = cog
+        if descriptions is not None and len(descriptions) != count:
+            raise ValueError(f"{len(descriptions)} descriptions for {count} bands")
+        self._profile: dict[str, Any] = {
+            "driver": "GTiff",
+            "count": count,
+            "height": height,
+            "width": width,
+            "dtype": np.dtype(dtype).name,
+            "crs": crs,
+            "transform": transform,
+            "nodata": nodata,
+            "compress": compress,
+            "BIGTIFF": "IF_SAFER",
+        }
+        if height >= blocksize and width >= blocksize:
+            self._profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
+        self._descriptions = descriptions
+        self._tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        self._tmp: Path | None = None
+        self._dst: Any = None
+
+    def __enter__(self) -> RasterWriter:
+        self._tmp = _temp_path(self.path)
+        self._dst = rasterio.open(self._tmp, "w", **self._profile)
+        if self._descriptions is not None:
+            for i, d in enumerate(self._descriptions, start=1):
+                if d is not None:
+                    self._dst.set_band_description(i, d)
+        if self._tags:
+            self._dst.update_tags(**self._tags)
+        return self
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        """Write ``array`` ``[count, h, w]`` (or ``[h, w]`` for one band) into ``window``."""
+        if self._dst is None:
+            raise RuntimeError("RasterWriter.write called outside its 'with' block")
+        arr = np.asarray(array)
+        if arr.ndim == 2:
+            arr = arr[None]
+        self._dst.write(arr.astype(self._profile["dtype"], copy=False), window=window)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._tmp is not None
+        try:
+            self._dst.close()
+            if exc_type is None:
+                if self.cog:
+                    self._to_cog()
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
+            self._dst = None
+
+    def _to_cog(self) -> None:
+        assert self._tmp is not None
+        cog_tmp = _temp_path(self.path)
+        try:
+            rasterio.shutil.copy(
+                self._tmp,
+                cog_tmp,
+                driver="COG",
+                compress=self._profile["compress"].upper(),
+                BIGTIFF="IF_SAFER",
+            )
+            os.replace(cog_tmp, self._tmp)
+        finally:
+            if cog_tmp.exists():
+                cog_tmp.unlink()
+
+
+def write_raster(
+    path: PathLike,
+    array: np.ndarray,
+    *,
+    crs: CRS | str | None,
+    transform: Affine,
+    nodata: float | None = None,
+    descriptions: Sequence[str | None] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    cog: bool = False,
+    dtype: str | np.dtype | None = None,
+    compress: str = "deflate",
+) -> Path:
+    """Write ``array`` ``[bands, H, W]`` (or ``[H, W]``) to ``path`` atomically. Returns the path."""
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"expected a [bands, H, W] array, got shape {arr.shape}")
+    with RasterWriter(
+        path,
+        count=arr.shape[0],
+        height=arr.shape[1],
+        width=arr.shape[2],
+        dtype=dtype or arr.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        descriptions=descriptions,
+        tags=tags,
+        cog=cog,
+        compress=compress,
+    ) as w:
+        w.write(arr)
+    return Path(path)

@@ -1,0 +1,221 @@
+"""Named normalisation protocols for optical (S2 DN) and SAR (S1 dB) inputs (SPEC section 1).
+
+=============  ===========================  ==================================================
+protocol       optical                      SAR
+=============  ===========================  ==================================================
+``glf_cr``     clip [0, 10000] / 10000      VV clip [-25, 0], VH clip [-32.5, 0], to [0, 1]
+``uncrtaints`` clip [0, 10000] / 10000      both bands clip [-25, 0], to [0, 1]
+``dsen2cr``    clip [0, 10000] / 2000       as ``glf_cr`` but to [0, 2]
+``allclear``   clip [0, 10000] / 10000      < -40 set to -40, then as ``glf_cr``
+=============  ===========================  ==================================================
+
+NaN handling (what the official loaders do, reproduced per protocol):
+
+* ``glf_cr`` and ``dsen2cr`` fill NaN with the image's ``nanmean`` (over all bands) before scaling;
+* ``uncrtaints`` turns NaN into 0 after scaling (``np.nan_to_num``), for both modalities;
+* ``allclear`` turns optical NaN into 0 and SAR NaN into -1 after scaling.
+
+Whatever the fill, every normaliser also returns a boolean validity mask ``[..., H, W]`` that is
+False where any band of the input was NaN or equal to ``nodata``, so downstream code never treats
+a filled value as an observation.
+
+The Sentinel-2 processing-baseline 04.00 offset (+1000 DN) is removed only when the caller passes
+``pb04_offset=True`` (see :func:`cloudfree.bands.harmonize_pb04`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from cloudfree.bands import PB04_OFFSET, S1_NAMES
+from cloudfree.errors import ConfigError
+
+__all__ = [
+    "NormalizationProtocol",
+    "Normalized",
+    "PROTOCOLS",
+    "get_protocol",
+    "normalize_optical",
+    "normalize_sar",
+    "denormalize_optical",
+    "denormalize_sar",
+]
+
+_DEFAULT_SAR_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
+
+
+@dataclass(frozen=True)
+class NormalizationProtocol:
+    """How one family of papers scales its inputs."""
+
+    name: str
+    optical_max_dn: float = 10000.0
+    optical_divisor: float = 10000.0
+    sar_ranges: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: dict(_DEFAULT_SAR_RANGES)
+    )
+    sar_max: float = 1.0
+    sar_floor_db: float | None = None
+    optical_nan: str | float = "nanmean"  # "nanmean" (before scaling) or a value after scaling
+    sar_nan: str | float = "nanmean"
+
+    @property
+    def optical_range(self) -> tuple[float, float]:
+        """Range of normalised optical values."""
+        return 0.0, self.optical_max_dn / self.optical_divisor
+
+    def sar_range_db(self, band: str) -> tuple[float, float]:
+        try:
+            return self.sar_ranges[band.upper()]
+        except KeyError:
+            raise ConfigError(
+                f"protocol {self.name!r} has no dB range for SAR band {band!r}; "
+                f"known: {sorted(self.sar_ranges)}"
+            ) from None
+
+
+PROTOCOLS: dict[str, NormalizationProtocol] = {
+    "glf_cr": NormalizationProtocol("glf_cr"),
+    "uncrtaints": NormalizationProtocol(
+        "uncrtaints",
+        sar_ranges={"VV": (-25.0, 0.0), "VH": (-25.0, 0.0)},
+        optical_nan=0.0,
+        sar_nan=0.0,
+    ),
+    "dsen2cr": NormalizationProtocol("dsen2cr", optical_divisor=2000.0, sar_max=2.0),
+    "allclear": NormalizationProtocol(
+        "allclear", sar_floor_db=-40.0, optical_nan=0.0, sar_nan=-1.0
+    ),
+}
+
+
+def get_protocol(protocol: str | NormalizationProtocol) -> NormalizationProtocol:
+    """Look a protocol up by name (``glf_cr``, ``uncrtaints``, ``dsen2cr``, ``allclear``)."""
+    if isinstance(protocol, NormalizationProtocol):
+        return protocol
+    try:
+        return PROTOCOLS[protocol]
+    except KeyError:
+        raise ConfigError(
+            f"unknown normalisation protocol {protocol!r}; valid: {sorted(PROTOCOLS)}"
+        ) from None
+
+
+class Normalized(NamedTuple):
+    """A normalised array and its validity mask (True where every band was a real value)."""
+
+    array: np.ndarray
+    valid: np.ndarray
+
+
+def _invalid(arr: np.ndarray, nodata: float | None) -> np.ndarray:
+    bad = ~np.isfinite(arr)
+    if nodata is not None and not np.isnan(nodata):
+        bad |= arr == nodata
+    return bad
+
+
+def _fill_before(arr: np.ndarray, bad: np.ndarray, how: str | float) -> np.ndarray:
+    if how != "nanmean" or not bad.any():
+        return arr
+    good = arr[~bad]
+    fill = float(good.mean()) if good.size else 0.0
+    arr = arr.copy()
+    arr[bad] = fill
+    return arr
+
+
+def _fill_after(arr: np.ndarray, bad: np.ndarray, how: str | float) -> np.ndarray:
+    if how == "nanmean" or not bad.any():
+        return arr
+    arr[bad] = float(how)
+    return arr
+
+
+def normalize_optical(
+    dn: np.ndarray,
+    protocol: str | NormalizationProtocol = "glf_cr",
+    *,
+    pb04_offset: bool = False,
+    nodata: float | None = None,
+) -> Normalized:
+    """Scale Sentinel-2 DN ``[..., C, H, W]`` to the protocol's range.
+
+    ``pb04_offset=True`` subtracts the processing-baseline 04.00 offset (1000 DN) first.
+    Returns the float32 array and the validity mask ``[..., H, W]``.
+    """
+    p = get_protocol(protocol)
+    arr = np.asarray(dn, dtype=np.float32)
+    if arr.ndim < 3:
+        raise ConfigError(f"optical array must be [..., C, H, W], got shape {arr.shape}")
+    bad = _invalid(arr, nodata)
+    if pb04_offset:
+        arr = arr - PB04_OFFSET
+    arr = _fill_before(arr, bad, p.optical_nan)
+    out = np.clip(arr, 0.0, p.optical_max_dn) / p.optical_divisor
+    out = _fill_after(out.astype(np.float32, copy=False), bad, p.optical_nan)
+    return Normalized(out, ~bad.any(axis=-3))
+
+
+def normalize_sar(
+    db: np.ndarray,
+    protocol: str | NormalizationProtocol = "glf_cr",
+    *,
+    bands: Sequence[str] = S1_NAMES,
+    nodata: float | None = None,
+) -> Normalized:
+    """Scale Sentinel-1 backscatter in dB ``[..., C, H, W]`` (bands named by ``bands``)."""
+    p = get_protocol(protocol)
+    arr = np.asarray(db, dtype=np.float32)
+    if arr.ndim < 3 or arr.shape[-3] != len(bands):
+        raise ConfigError(
+            f"SAR array must be [..., {len(bands)}, H, W] for bands {list(bands)}, "
+            f"got shape {arr.shape}"
+        )
+    bad = _invalid(arr, nodata)
+    arr = _fill_before(arr, bad, p.sar_nan)
+    if p.sar_floor_db is not None:
+        arr = np.maximum(arr, p.sar_floor_db)
+    out = np.empty_like(arr)
+    for i, name in enumerate(bands):
+        lo, hi = p.sar_range_db(name)
+        out[..., i, :, :] = (np.clip(arr[..., i, :, :], lo, hi) - lo) / (hi - lo) * p.sar_max
+    out = _fill_after(out, bad, p.sar_nan)
+    return Normalized(out, ~bad.any(axis=-3))
+
+
+def denormalize_optical(x: Any, protocol: str | NormalizationProtocol = "glf_cr") -> Any:
+    """Inverse of :func:`normalize_optical` on the clipped range: back to DN (float).
+
+    Works on numpy arrays and torch tensors alike. Values are clipped to [0, 10000] DN.
+    """
+    p = get_protocol(protocol)
+    return (x * p.optical_divisor).clip(0.0, p.optical_max_dn)
+
+
+def denormalize_sar(
+    x: Any,
+    protocol: str | NormalizationProtocol = "glf_cr",
+    *,
+    bands: Sequence[str] = S1_NAMES,
+) -> Any:
+    """Inverse of :func:`normalize_sar` on the clipped range: back to dB.
+
+    ``x`` is ``[..., C, H, W]`` (numpy or torch). Values are clipped to each band's range.
+    """
+    p = get_protocol(protocol)
+    if x.shape[-3] != len(bands):
+        raise ConfigError(f"expected {len(bands)} SAR channels, got shape {tuple(x.shape)}")
+    parts = []
+    for i, name in enumerate(bands):
+        lo, hi = p.sar_range_db(name)
+        parts.append((x[..., i : i + 1, :, :] / p.sar_max).clip(0.0, 1.0) * (hi - lo) + lo)
+    if isinstance(x, np.ndarray):
+        return np.concatenate(parts, axis=-3)
+    import torch
+
+    return torch.cat(parts, dim=-3)
