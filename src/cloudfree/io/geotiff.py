@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
@@ -291,7 +292,7 @@ def write_raster(
     dtype: str | np.dtype | None = None,
     compress: str = "deflate",
 ) -> Path:
-    """Write ``array`` ``[bands, H, W]`` (or ``[H, W]``) to ``path`` atomically. Returns the path."""
+    """Write ``array`` ``[bands, H, W]`` (or ``[H, W]``) to ``path`` atomically; return the path."""
     arr = np.asarray(array)
     if arr.ndim == 2:
         arr = arr[None]

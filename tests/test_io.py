@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from cloudfree.errors import InputFileError
+from cloudfree.io import RasterWriter, Window, raster_info, read_raster, write_raster
+
+CRS = "EPSG:32650"
+TRANSFORM = from_origin(500000, 4000000, 10, 10)
+
+
+def _array(c=3, h=40, w=50):
+    return np.arange(c * h * w, dtype=np.uint16).reshape(c, h, w)
+
+
+def test_write_read_round_trip_keeps_metadata(tmp_path):
+    arr = _array()
+    out = write_raster(
+        tmp_path / "a.tif",
+        arr,
+        crs=CRS,
+        transform=TRANSFORM,
+        nodata=0,
+        descriptions=["B04", "B03", "B02"],
+        tags={"model": "x"},
+    )
+    r = read_raster(out)
+    np.testing.assert_array_equal(r.array, arr)
+    assert r.crs.to_epsg() == 32650
+    assert r.transform == TRANSFORM
+    assert r.nodata == 0
+    assert r.descriptions == ("B04", "B03", "B02")
+    assert r.tags["model"] == "x"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.tif"]  # no temporary left over
+
+
+def test_windowed_read_and_band_subset(tmp_path):
+    arr = _array()
+    write_raster(tmp_path / "a.tif", arr, crs=CRS, transform=TRANSFORM)
+    r = read_raster(tmp_path / "a.tif", bands=[2, 0], window=Window(5, 10, 20, 15))
+    np.testing.assert_array_equal(r.array, arr[[2, 0], 10:25, 5:25])
+    assert r.transform.c == TRANSFORM.c + 5 * 10 and r.transform.f == TRANSFORM.f - 10 * 10
+
+
+def test_windowed_writer_is_atomic(tmp_path):
+    arr = _array(h=300, w=280)
+    path = tmp_path / "tiles.tif"
+    with RasterWriter(
+        path, count=3, height=300, width=280, dtype="uint16", crs=CRS, transform=TRANSFORM
+    ) as w:
+        for top in range(0, 300, 128):
+            for left in range(0, 280, 128):
+                win = Window(left, top, min(128, 280 - left), min(128, 300 - top))
+                w.write(arr[:, top : top + win.height, left : left + win.width], win)
+        assert not path.exists()  # only the temporary exists while writing
+    np.testing.assert_array_equal(read_raster(path).array, arr)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    path = tmp_path / "broken.tif"
+    with pytest.raises(RuntimeError):
+        with RasterWriter(
+            path, count=1, height=8, width=8, dtype="float32", crs=CRS, transform=TRANSFORM
+        ) as w:
+            w.write(np.zeros((1, 8, 8)))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cog_output(tmp_path):
+    arr = _array(c=2, h=600, w=600).astype(np.float32)
+    path = write_raster(tmp_path / "c.tif", arr, crs=CRS, transform=TRANSFORM, cog=True)
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.overviews(1)
+    np.testing.assert_array_equal(read_raster(path).array, arr)
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(InputFileError, match=r"missing\.tif: file not found"):
+        read_raster(tmp_path / "missing.tif")
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff at all")
+    with pytest.raises(InputFileError, match=r"bad\.tif: not a readable raster"):
+        read_raster(bad)
+    write_raster(tmp_path / "a.tif", _array(), crs=CRS, transform=TRANSFORM)
+    with pytest.raises(InputFileError, match=r"a\.tif: has 3 band\(s\), expected 13"):
+        read_raster(tmp_path / "a.tif", expected_count=13)
+    assert raster_info(tmp_path / "a.tif").shape == (3, 40, 50)
