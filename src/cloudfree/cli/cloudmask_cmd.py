@@ -1,13 +1,7 @@
 """`cloudfree cloudmask`: cloud and shadow mask of a Sentinel-2 L1C GeoTIFF.
 
-Reads a 13-band L1C GeoTIFF (product band order, DN = reflectance x 10000), computes the mask over
-the **whole image** (the rule-based shadow thresholds are image-relative, so the mask is never
-computed tile by tile) and writes a single-band int8 GeoTIFF on the same grid (CRS and transform
-copied), atomically: on any error no output file appears.
-
-Nodata: when the input declares a nodata value, a pixel whose 13 bands all equal it is invalid;
-NaN in any band also makes a pixel invalid. Invalid pixels are excluded from the detectors'
-statistics and labelled 0 (see :mod:`cloudfree.cloudmask`).
+The work is done by :func:`cloudfree.cloudmask.files.write_cloud_mask_file` (whole-image mask,
+georeferenced int8 output, atomic write); this module only parses options and reports.
 """
 
 from __future__ import annotations
@@ -15,36 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
-from rasterio.errors import RasterioError
 
-from cloudfree.bands import harmonize_pb04
-from cloudfree.cloudmask import (
-    CLOUD_MASK_METHODS,
-    DEFAULT_THRESHOLDS,
-    MASK_ENCODING,
-    cloud_cover,
-    compute_cloud_mask,
-    require_s2cloudless,
-)
-from cloudfree.errors import InputFileError
-from cloudfree.io import read_raster, write_raster
+from cloudfree.cloudmask import CLOUD_MASK_METHODS
+from cloudfree.cloudmask.files import write_cloud_mask_file
 
-__all__ = ["cloudmask", "nodata_validity"]
-
-
-def nodata_validity(array: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """Valid pixels of a ``[C, H, W]`` array: False where every band equals ``nodata``.
-
-    Returns ``None`` when there is no nodata value or no pixel is nodata. A NaN nodata value
-    is left to the detectors, which treat NaN in any band as invalid anyway.
-    """
-    if nodata is None or np.isnan(nodata):
-        return None
-    invalid = np.ones(array.shape[1:], dtype=bool)
-    for band in array:
-        invalid &= band == nodata
-    return None if not invalid.any() else ~invalid
+__all__ = ["cloudmask"]
 
 
 @click.command("cloudmask")
@@ -77,42 +46,10 @@ def cloudmask(
 
     OUT is a single-band int8 GeoTIFF on the input grid: -1 shadow, 0 clear, 1 cloud.
     """
-    if out.resolve() == cloudy.resolve():
-        raise InputFileError(out, "the output would overwrite the input; choose another name")
-    if threshold is None:
-        threshold = DEFAULT_THRESHOLDS[method]
-    if method == "s2cloudless":
-        require_s2cloudless()  # fail before reading a possibly large scene
-    raster = read_raster(cloudy, expected_count=13)
-    dn = raster.array
-    valid = nodata_validity(dn, raster.nodata)
-    if pb04_offset:
-        dn = harmonize_pb04(dn)
-    mask = compute_cloud_mask(dn, method, threshold=threshold, valid=valid)
-    tags = {
-        "encoding": MASK_ENCODING,
-        "method": method,
-        "threshold": repr(float(threshold)),
-        "pb04_offset": str(pb04_offset),
-        "source": cloudy.name,
-        "computed_on": "whole image",
-    }
-    try:
-        write_raster(
-            out,
-            mask,
-            crs=raster.crs,
-            transform=raster.transform,
-            descriptions=["cloud_mask"],
-            tags=tags,
-            dtype="int8",
-        )
-    except (OSError, RasterioError) as exc:
-        raise InputFileError(out, f"could not write the mask ({exc})") from None
-    cloud = cloud_cover(mask, valid=valid)
-    shadow = cloud_cover(np.where(mask == -1, 1, 0), valid=valid)
-    h, w = mask.shape
+    r = write_cloud_mask_file(
+        cloudy, out, method=method, threshold=threshold, pb04_offset=pb04_offset
+    )
     click.echo(
-        f"{out}: {method} mask of {w}x{h} pixels, cloud {100 * cloud:.2f} %, "
-        f"shadow {100 * shadow:.2f} %"
+        f"{r.path}: {r.method} mask of {r.width}x{r.height} pixels, "
+        f"cloud {100 * r.cloud_fraction:.2f} %, shadow {100 * r.shadow_fraction:.2f} %"
     )

@@ -1,0 +1,111 @@
+"""Cloud masks of GeoTIFF files: read a 13-band L1C scene, write a georeferenced int8 mask.
+
+The mask is computed over the **whole image** (the rule-based shadow thresholds are
+image-relative, so it is never computed tile by tile) and written on the same grid (CRS and
+transform copied), atomically: on any error no output file appears.
+
+Nodata: when the input declares a nodata value, a pixel whose 13 bands all equal it is invalid;
+NaN in any band also makes a pixel invalid. Invalid pixels are excluded from the detectors'
+statistics and labelled 0 (see :mod:`cloudfree.cloudmask`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+from rasterio.errors import RasterioError
+
+from cloudfree.bands import harmonize_pb04
+from cloudfree.cloudmask.dispatch import DEFAULT_THRESHOLDS, MASK_ENCODING, compute_cloud_mask
+from cloudfree.cloudmask.rule_based import cloud_cover
+from cloudfree.cloudmask.s2cloudless_adapter import require_s2cloudless
+from cloudfree.errors import InputFileError
+from cloudfree.io import read_raster, write_raster
+
+__all__ = ["MaskFileResult", "nodata_validity", "write_cloud_mask_file"]
+
+
+@dataclass(frozen=True)
+class MaskFileResult:
+    """What :func:`write_cloud_mask_file` wrote."""
+
+    path: Path
+    method: str
+    height: int
+    width: int
+    cloud_fraction: float
+    shadow_fraction: float
+
+
+def nodata_validity(array: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """Valid pixels of a ``[C, H, W]`` array: False where every band equals ``nodata``.
+
+    Returns ``None`` when there is no nodata value or no pixel is nodata. A NaN nodata value
+    is left to the detectors, which treat NaN in any band as invalid anyway.
+    """
+    if nodata is None or np.isnan(nodata):
+        return None
+    invalid = np.ones(array.shape[1:], dtype=bool)
+    for band in array:
+        invalid &= band == nodata
+    return None if not invalid.any() else ~invalid
+
+
+def write_cloud_mask_file(
+    cloudy: str | PathLike[str],
+    out: str | PathLike[str],
+    *,
+    method: str = "rule_based",
+    threshold: float | None = None,
+    pb04_offset: bool = False,
+) -> MaskFileResult:
+    """Compute the cloud/shadow mask of ``cloudy`` and write it to ``out``.
+
+    ``out`` is a single-band int8 GeoTIFF on the input grid (-1 shadow, 0 clear, 1 cloud) with
+    band description ``cloud_mask`` and tags ``encoding``, ``method``, ``threshold``,
+    ``pb04_offset``, ``source`` and ``computed_on``.
+    """
+    cloudy, out = Path(cloudy), Path(out)
+    if out.resolve() == cloudy.resolve():
+        raise InputFileError(out, "the output would overwrite the input; choose another name")
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLDS[method]
+    if method == "s2cloudless":
+        require_s2cloudless()  # fail before reading a possibly large scene
+    raster = read_raster(cloudy, expected_count=13)
+    dn = raster.array
+    valid = nodata_validity(dn, raster.nodata)
+    if pb04_offset:
+        dn = harmonize_pb04(dn)
+    mask = compute_cloud_mask(dn, method, threshold=threshold, valid=valid)
+    tags = {
+        "encoding": MASK_ENCODING,
+        "method": method,
+        "threshold": repr(float(threshold)),
+        "pb04_offset": str(pb04_offset),
+        "source": cloudy.name,
+        "computed_on": "whole image",
+    }
+    try:
+        write_raster(
+            out,
+            mask,
+            crs=raster.crs,
+            transform=raster.transform,
+            descriptions=["cloud_mask"],
+            tags=tags,
+            dtype="int8",
+        )
+    except (OSError, RasterioError) as exc:
+        raise InputFileError(out, f"could not write the mask ({exc})") from None
+    return MaskFileResult(
+        path=out,
+        method=method,
+        height=mask.shape[0],
+        width=mask.shape[1],
+        cloud_fraction=cloud_cover(mask, valid=valid),
+        shadow_fraction=cloud_cover(np.where(mask == -1, 1, 0), valid=valid),
+    )
