@@ -1,0 +1,21 @@
+"""Image-quality metrics for cloud removal under named protocols (SPEC section 4).
+
+:func:`image_metrics` returns per-image PSNR, SSIM, SAM, MAE and RMSE of ``[B, C, H, W]``
+reflectance tensors in [0, 1]; :data:`METRIC_PROTOCOLS` holds the conventions of UnCRtainTS
+(default), GLF-CR, CARF, DSen2-CR and AllClear.
+"""
+
+from cloudfree.metrics.functional import METRIC_NAMES, image_metrics, spectral_angle
+from cloudfree.metrics.protocols import METRIC_PROTOCOLS, MetricProtocol, get_metric_protocol
+from cloudfree.metrics.ssim import gaussian_window_1d, ssim_map
+
+__all__ = [
+    "METRIC_NAMES",
+    "METRIC_PROTOCOLS",
+    "MetricProtocol",
+    "gaussian_window_1d",
+    "get_metric_protocol",
+    "image_metrics",
+    "spectral_angle",
+    "ssim_map",
+]
