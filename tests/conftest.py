@@ -26,5 +26,7 @@ def shared_dir() -> Path:
     """Path to the shared data (parity fixtures, real patches); skips the test when absent."""
     d = find_shared_dir()
     if d is None:
-        pytest.skip("shared reference data not found (set CLOUDFREE_SHARED_DATA or provide ../shared)")
+        pytest.skip(
+            "shared reference data not found (set CLOUDFREE_SHARED_DATA or provide ../shared)"
+        )
     return d

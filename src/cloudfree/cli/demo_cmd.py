@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ def run_demo(out: Path, *, patches: int, size: int, seed: int, protocol: str) ->
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
+    if (data / "synthetic_manifest.json").is_file():
+        shutil.rmtree(data)  # the demo's own data from an earlier run: regenerate from scratch
     click.echo(f"[1/4] generating {patches} synthetic patches of {size} px in {data}")
     write_sen12mscr_synthetic(data, patches=patches, size=size, seed=seed, layout="both")
 
