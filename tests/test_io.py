@@ -88,3 +88,21 @@ def test_errors_name_the_file(tmp_path):
     with pytest.raises(InputFileError, match=r"a\.tif: has 3 band\(s\), expected 13"):
         read_raster(tmp_path / "a.tif", expected_count=13)
     assert raster_info(tmp_path / "a.tif").shape == (3, 40, 50)
+
+
+def test_atomic_text_and_json(tmp_path, monkeypatch):
+    import json
+
+    from cloudfree.io import atomic
+
+    path = atomic.atomic_write_json(tmp_path / "sub" / "a.json", {"x": float("nan"), "y": 1})
+    assert json.loads(path.read_text())["y"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic.atomic_write_text(tmp_path / "sub" / "b.txt", "hello")
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no partial or temp file

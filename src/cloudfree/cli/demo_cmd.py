@@ -12,11 +12,8 @@ Until training and prediction exist this is a smoke run of the foundation, in fo
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +21,6 @@ import click
 import torch
 
 __all__ = ["demo", "run_demo"]
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, allow_nan=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _region_means(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
@@ -51,6 +37,7 @@ def run_demo(out: Path, *, patches: int, size: int, seed: int, protocol: str) ->
     from cloudfree.cloudmask.files import write_cloud_mask_file
     from cloudfree.data import SEN12MSCR
     from cloudfree.evaluate import evaluate_directories
+    from cloudfree.io.atomic import atomic_write_json
     from cloudfree.metrics import image_metrics
     from cloudfree.synth import write_sen12mscr_synthetic
 
@@ -99,7 +86,7 @@ def run_demo(out: Path, *, patches: int, size: int, seed: int, protocol: str) ->
         "models": {"identity": {k: _region_means(v) for k, v in regions.items()}},
         "all_patches_identity": means,
     }
-    _write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from cloudfree.io.atomic import atomic_write_text
 
 __all__ = ["CoverIndex", "INDEX_VERSION"]
 
@@ -81,14 +82,6 @@ class CoverIndex:
         """Write the index atomically (no-op when nothing changed)."""
         if not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"meta": self.meta, "covers": self._covers}, indent=0, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".cover.", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(payload)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        payload = {"meta": self.meta, "covers": self._covers}
+        atomic_write_text(self.path, json.dumps(payload, indent=0, sort_keys=True))
         self._dirty = False

@@ -8,9 +8,9 @@ pixel values are Sentinel-2 DN (reflectance x 10000), scaled to [0, 1] by clippi
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import torch
 from cloudfree.bands import BandSet, get_band_set
 from cloudfree.errors import CloudfreeError, DatasetError, InputFileError
 from cloudfree.io import read_raster
+from cloudfree.io.atomic import atomic_write_text
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
 from cloudfree.normalization import normalize_optical
 
@@ -133,21 +134,12 @@ def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, flo
     ``nan`` and ``inf`` as such). The file appears only when complete: it is written to a
     temporary name in the same directory and renamed.
     """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for row in rows:
-                writer.writerow([row["id"], *(_format(float(row[k])) for k in CSV_COLUMNS[1:])])
-        os.replace(tmp_name, final)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return final
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([row["id"], *(_format(float(row[k])) for k in CSV_COLUMNS[1:])])
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def evaluate_directories(

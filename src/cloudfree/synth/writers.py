@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from cloudfree.bands import S1_NAMES, S2_L1C_NAMES
 from cloudfree.data.splits import SPLIT_NAMES, load_sen12mscr_splits, parse_roi_id
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.io import write_raster
+from cloudfree.io.atomic import atomic_write_text
 from cloudfree.synth.geo import roi_georeference
 from cloudfree.synth.landcover import LANDCOVER_CLASSES
 from cloudfree.synth.scene import (
@@ -199,18 +199,6 @@ def _prepare_outdir(out: Path, exist_ok: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _tags(scene: SyntheticScene, extra: dict[str, Any] | None = None) -> dict[str, str]:
     tags = {
         "SYNTHETIC": f"cloudfree.synth {__version__}",
@@ -336,7 +324,7 @@ def write_sen12mscr_synthetic(
             on_sample(record)
 
     if csv_rows:
-        _atomic_text(flat_root / FLAT_CSV_NAME, "\n".join(csv_rows) + "\n")
+        atomic_write_text(flat_root / FLAT_CSV_NAME, "\n".join(csv_rows) + "\n")
     manifest = {
         "generator": f"cloudfree.synth {__version__}",
         "seed": k,
@@ -358,7 +346,7 @@ def write_sen12mscr_synthetic(
             for r in records
         ],
     }
-    _atomic_text(out / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
     return records
 
 
