@@ -36,8 +36,9 @@ def _register() -> None:
     from cloudfree.cli.data_cmd import data
     from cloudfree.cli.demo_cmd import demo
     from cloudfree.cli.evaluate_cmd import evaluate
+    from cloudfree.cli.models_cmd import models
 
-    for command in (cloudmask, data, demo, evaluate):
+    for command in (cloudmask, data, demo, evaluate, models):
         main.add_command(command)
 
 
