@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean setup
+.PHONY: demo test test-slow lint clean setup
 
 setup: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the slow tests (e.g. the learning check), kept out of `make test`; CI runs both
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow || test $$? -eq 5  # 5: no slow test collected
 
 demo: $(STAMP)
 	$(BIN)/cloudfree --help
