@@ -1,20 +1,46 @@
 """`cloudfree evaluate`: image metrics of predictions against references.
 
-Mode available now: ``--pred DIR --target DIR`` (GeoTIFFs paired by file name). The inputs
-are options rather than arguments so that further modes (for example evaluating a trained
-run on a dataset split) can be added as other option groups.
+Two modes, chosen by the options given (exactly one):
+
+* ``--pred DIR --target DIR``: GeoTIFF predictions paired by file name with references
+  (:func:`cloudfree.evaluate.evaluate_directories`); writes a per-image CSV (``--out`` FILE).
+* ``--checkpoint RUN_OR_WEIGHTS --data ROOT``: a trained model (pretrained weights directory or
+  training run directory) on a SEN12MS-CR split, next to the identity baseline
+  (:func:`cloudfree.evaluate.evaluate_checkpoint`); writes ``per_image.csv`` and
+  ``summary.json`` into ``--out`` DIR.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from cloudfree.metrics import METRIC_NAMES, METRIC_PROTOCOLS, MetricProtocol
 
 DEFAULT_OUT = "evaluation_per_image.csv"
+DEFAULT_OUT_DIR = "evaluation"
+
+#: Options of each mode (click parameter names), for the mode checks.
+_DIR_MODE = {"pred_dir": "--pred", "target_dir": "--target", "bands": "--bands"}
+_MODEL_MODE = {
+    "checkpoint": "--checkpoint",
+    "data_root": "--data",
+    "split": "--split",
+    "batch_size": "--batch-size",
+    "device": "--device",
+    "num_workers": "--num-workers",
+    "limit": "--limit",
+}
+_TABLE_METRICS = ("psnr", "ssim", "sam", "mae")
+_REGION_LABELS = {
+    "overall": "overall",
+    "inside_clouds": "inside clouds",
+    "outside_clouds": "outside clouds",
+}
 
 
 def _labels(protocol: MetricProtocol) -> dict[str, str]:
@@ -33,18 +59,78 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else str(value)
 
 
+def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
+    """Options of ``names`` that the user gave (on the command line or via the environment)."""
+    return [
+        flag
+        for param, flag in names.items()
+        if ctx.get_parameter_source(param) not in (None, ParameterSource.DEFAULT)
+    ]
+
+
 @click.command("evaluate")
 @click.option(
     "--pred",
     "pred_dir",
     type=click.Path(path_type=Path),
-    help="Folder of predicted GeoTIFFs (S2 DN, searched recursively).",
+    help="[folders] Folder of predicted GeoTIFFs (S2 DN, searched recursively).",
 )
 @click.option(
     "--target",
     "target_dir",
     type=click.Path(path_type=Path),
-    help="Folder of reference GeoTIFFs; each prediction needs one of the same file name.",
+    help="[folders] Folder of reference GeoTIFFs; each prediction needs one of the same name.",
+)
+@click.option(
+    "--bands",
+    default=None,
+    help="[folders] Evaluate only these bands: 'rgb' or names such as B04,B03,B02 (default: all).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="[model] Pretrained weights directory (config.json + model.safetensors) or training "
+    "run directory (weights/best, else weights/final).",
+)
+@click.option(
+    "--data",
+    "data_root",
+    type=click.Path(path_type=Path),
+    help="[model] SEN12MS-CR root (official or flat layout).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test", "all"]),
+    default="test",
+    show_default=True,
+    help="[model] Dataset split to evaluate on.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="[model] Images per batch.",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    metavar="cpu|cuda[:N]",
+    help="[model] Device to run the model and the metrics on.",
+)
+@click.option(
+    "--num-workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="[model] DataLoader worker processes.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="[model] Evaluate only the first N samples of the split.",
 )
 @click.option(
     "--protocol",
@@ -54,39 +140,102 @@ def _fmt(value: float) -> str:
     help="Metric conventions (see cloudfree.metrics.protocols).",
 )
 @click.option(
-    "--bands",
-    default=None,
-    help="Evaluate only these bands: 'rgb' or names such as B04,B03,B02 (default: all).",
-)
-@click.option(
     "--out",
-    "out_csv",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Per-image CSV (id, psnr, ssim, sam, mae, rmse).",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"[folders] per-image CSV file (default: {DEFAULT_OUT}); "
+    f"[model] output directory for per_image.csv and summary.json (default: {DEFAULT_OUT_DIR}).",
 )
+@click.pass_context
 def evaluate(
+    ctx: click.Context,
     pred_dir: Path | None,
     target_dir: Path | None,
-    protocol: str,
     bands: str | None,
-    out_csv: Path,
+    checkpoint: Path | None,
+    data_root: Path | None,
+    split: str,
+    batch_size: int,
+    device: str,
+    num_workers: int,
+    limit: int | None,
+    protocol: str,
+    out: Path | None,
 ) -> None:
-    """Compute PSNR, SSIM, SAM, MAE and RMSE of predictions against references.
+    """Compute PSNR, SSIM, SAM, MAE and RMSE, in one of two modes.
 
-    Files are paired by identical name; pixel values are Sentinel-2 DN, scaled to [0, 1] by
-    clipping to [0, 10000] and dividing by 10000. Prints the mean over images and writes one
-    row per image to --out.
+    \b
+    Folders:  cloudfree evaluate --pred DIR --target DIR [--bands B] [--out FILE]
+    Model:    cloudfree evaluate --checkpoint RUN_OR_WEIGHTS --data ROOT [--split test]
+              [--out DIR] [--batch-size N] [--device cpu|cuda] [--num-workers N] [--limit N]
+
+    Folders: files are paired by identical name; pixel values are Sentinel-2 DN, scaled to
+    [0, 1] by clipping to [0, 10000] and dividing by 10000. Prints the mean over images and
+    writes one row per image to --out.
+
+    Model: runs the model on every sample of the split (scaled as the model expects) and
+    reports it next to the identity baseline (the cloudy input as the prediction), overall,
+    inside clouds and outside clouds and shadows, and per cloud-cover bin; writes
+    per_image.csv and summary.json into --out.
     """
-    from cloudfree.evaluate import evaluate_directories
-
+    dir_given = _given(ctx, _DIR_MODE)
+    model_given = _given(ctx, _MODEL_MODE)
+    if dir_given and model_given:
+        raise click.UsageError(
+            f"{', '.join(dir_given)} and {', '.join(model_given)} belong to different modes: "
+            "give either --pred DIR --target DIR (prediction folders) or "
+            "--checkpoint PATH --data ROOT (a trained model on a dataset split)"
+        )
+    proto = METRIC_PROTOCOLS[protocol]
+    if model_given:
+        if checkpoint is None or data_root is None:
+            missing = " and ".join(
+                opt for opt, v in (("--checkpoint", checkpoint), ("--data", data_root)) if v is None
+            )
+            raise click.UsageError(
+                f"missing {missing}: the model mode needs both --checkpoint PATH and --data ROOT"
+            )
+        _evaluate_model_mode(
+            proto,
+            checkpoint=checkpoint,
+            data_root=data_root,
+            split=split,
+            out_dir=out if out is not None else Path(DEFAULT_OUT_DIR),
+            batch_size=batch_size,
+            device=device,
+            num_workers=num_workers,
+            limit=limit,
+        )
+        return
     if pred_dir is None or target_dir is None:
+        if pred_dir is None and target_dir is None:
+            raise click.UsageError(
+                "choose a mode: --pred and --target (prediction folders against reference "
+                "folders) or --checkpoint and --data (a trained model on a dataset split)"
+            )
         missing = " and ".join(
             opt for opt, v in (("--pred", pred_dir), ("--target", target_dir)) if v is None
         )
         raise click.UsageError(f"missing {missing}: give both --pred DIR and --target DIR")
-    proto = METRIC_PROTOCOLS[protocol]
+    _evaluate_dir_mode(
+        proto,
+        pred_dir=pred_dir,
+        target_dir=target_dir,
+        bands=bands,
+        out_csv=out if out is not None else Path(DEFAULT_OUT),
+    )
+
+
+def _evaluate_dir_mode(
+    proto: MetricProtocol, *, pred_dir: Path, target_dir: Path, bands: str | None, out_csv: Path
+) -> None:
+    from cloudfree.evaluate import evaluate_directories
+
+    if out_csv.is_dir():
+        raise click.BadParameter(
+            f"{out_csv} is a directory; in the --pred/--target mode --out is the CSV file",
+            param_hint="'--out'",
+        )
     rows, means = evaluate_directories(
         pred_dir, target_dir, protocol=proto, out_csv=out_csv, bands=bands
     )
@@ -99,3 +248,44 @@ def evaluate(
     for key in METRIC_NAMES:
         click.echo(f"{labels[key].ljust(width)}  {_fmt(means[key])}")
     click.echo(f"wrote per-image metrics to {out_csv.resolve()}")
+
+
+def _evaluate_model_mode(
+    proto: MetricProtocol, *, checkpoint: Path, data_root: Path, out_dir: Path, **kwargs: Any
+) -> None:
+    from cloudfree.evaluate import evaluate_checkpoint
+    from cloudfree.evaluate.model_eval import PER_IMAGE_CSV, SUMMARY_JSON
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(
+            f"{out_dir} is a file; in the --checkpoint/--data mode --out is a directory",
+            param_hint="'--out'",
+        )
+    result = evaluate_checkpoint(
+        checkpoint, data_root, protocol=proto, out_dir=out_dir, progress=True, **kwargs
+    )
+    s = result.summary
+    crop = f", centre {proto.center_crop}x{proto.center_crop} crop" if proto.center_crop else ""
+    click.echo(f"protocol: {proto.name} ({proto.description})")
+    click.echo(f"model:    {result.model_name} ({s['weights_dir']})")
+    click.echo(
+        f"data:     {s['split']} split, {s['n_images']} image{'' if s['n_images'] == 1 else 's'}"
+        f"{crop}; "
+        f"normalisation {s['normalisation']}, {len(s['bands'] or [])} bands"
+    )
+    labels = _labels(proto)
+    region_w = max(len(v) for v in _REGION_LABELS.values())
+    name_w = max(len(n) for n in s["models"])
+    col_w = {m: max(len(labels[m]), 9) for m in _TABLE_METRICS}
+    header = " ".join(
+        ["model".ljust(name_w), "region".ljust(region_w)]
+        + [labels[m].rjust(col_w[m]) for m in _TABLE_METRICS]
+    )
+    click.echo(header)
+    for name, entry in s["models"].items():
+        for region, label in _REGION_LABELS.items():
+            cells = [_fmt(entry[region][m]).rjust(col_w[m]) for m in _TABLE_METRICS]
+            click.echo(" ".join([name.ljust(name_w), label.ljust(region_w), *cells]))
+    click.echo("(outside clouds excludes cloud shadows; means skip images without such pixels)")
+    click.echo(f"wrote per-image metrics to {(out_dir / PER_IMAGE_CSV).resolve()}")
+    click.echo(f"wrote summary to {(out_dir / SUMMARY_JSON).resolve()}")
