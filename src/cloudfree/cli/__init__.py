@@ -37,8 +37,9 @@ def _register() -> None:
     from cloudfree.cli.demo_cmd import demo
     from cloudfree.cli.evaluate_cmd import evaluate
     from cloudfree.cli.models_cmd import models
+    from cloudfree.cli.predict_cmd import predict
 
-    for command in (cloudmask, data, demo, evaluate, models):
+    for command in (cloudmask, data, demo, evaluate, models, predict):
         main.add_command(command)
 
 

@@ -220,15 +220,90 @@ def _write_s2(path: Path, dn: np.ndarray, scene: SyntheticScene, tags: dict[str,
     )
 
 
-def _write_s1(path: Path, scene: SyntheticScene, tags: dict[str, str]) -> Path:
-    """Write S1 VV/VH dB. S1 is on the S2 grid; resampling to another grid would go here."""
+def _s1_grid(
+    scene: SyntheticScene, s1_crs: str | None, s1_resolution: float | None
+) -> tuple[Any, Affine, int, int]:
+    """Target grid ``(crs, transform, width, height)`` of an S1 file written on another grid.
+
+    The grid covers the scene's footprint (bounds transformed to ``s1_crs``, densified), north-up,
+    with square pixels of ``s1_resolution`` metres; for a geographic ``s1_crs`` the metres are
+    converted to degrees at the scene centre (latitude for y, longitude scaled by cos(lat) for
+    x). Without ``s1_resolution`` GDAL's default (about the source resolution) is used.
+    """
+    from rasterio.crs import CRS
+    from rasterio.warp import calculate_default_transform, transform_bounds
+
+    src_crs = CRS.from_user_input(scene.crs)
+    dst_crs = CRS.from_user_input(s1_crs) if s1_crs is not None else src_crs
+    h, w = scene.sar_db.shape[1:]
+    t = scene.transform
+    bounds = (t.c, t.f + t.e * h, t.c + t.a * w, t.f)
+    resolution: Any = None
+    if s1_resolution is not None:
+        if not (isinstance(s1_resolution, int | float) and s1_resolution > 0):
+            raise ConfigError(f"s1_resolution must be a positive number, got {s1_resolution!r}")
+        if dst_crs.is_geographic:
+            lon0, lat0, lon1, lat1 = transform_bounds(src_crs, dst_crs, *bounds)
+            lat = math.radians(0.5 * (lat0 + lat1))
+            dy = float(s1_resolution) / 111_320.0
+            resolution = (dy / max(math.cos(lat), 1e-6), dy)
+        else:
+            resolution = (float(s1_resolution), float(s1_resolution))
+    transform, width, height = calculate_default_transform(
+        src_crs, dst_crs, w, h, *bounds, resolution=resolution
+    )
+    return dst_crs, transform, int(width), int(height)
+
+
+def _write_s1(
+    path: Path,
+    scene: SyntheticScene,
+    tags: dict[str, str],
+    *,
+    s1_crs: str | None = None,
+    s1_resolution: float | None = None,
+) -> Path:
+    """Write S1 VV/VH dB, on the S2 grid by default.
+
+    With ``s1_crs`` and/or ``s1_resolution`` (metres) the dB values are reprojected bilinearly
+    (:func:`rasterio.warp.reproject`) onto a grid covering the scene in that CRS/resolution, as
+    real S1 products come on their own grid; pixels of that grid outside the scene are NaN
+    (declared nodata).
+    """
+    if s1_crs is None and s1_resolution is None:
+        return write_raster(
+            path,
+            scene.sar_db,
+            crs=scene.crs,
+            transform=scene.transform,
+            descriptions=S1_NAMES,
+            tags=tags,
+            dtype="float32",
+        )
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    dst_crs, dst_transform, width, height = _s1_grid(scene, s1_crs, s1_resolution)
+    dst = np.full((scene.sar_db.shape[0], height, width), np.nan, dtype=np.float32)
+    reproject(
+        source=scene.sar_db.astype(np.float32),
+        destination=dst,
+        src_transform=scene.transform,
+        src_crs=scene.crs,
+        src_nodata=np.nan,
+        dst_transform=dst_transform,
+        dst_crs=dst_crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
     return write_raster(
         path,
-        scene.sar_db,
-        crs=scene.crs,
-        transform=scene.transform,
+        dst,
+        crs=dst_crs,
+        transform=dst_transform,
+        nodata=float("nan"),
         descriptions=S1_NAMES,
-        tags=tags,
+        tags={**tags, "S1_GRID": f"reprojected from {scene.crs}, bilinear"},
         dtype="float32",
     )
 
@@ -362,6 +437,8 @@ def write_scene_pair(
     crs: str = DEFAULT_CRS,
     transform: Affine = DEFAULT_TRANSFORM,
     radiometric_jitter: bool = True,
+    s1_crs: str | None = None,
+    s1_resolution: float | None = None,
 ) -> ScenePairPaths:
     """Write one scene of any size as GeoTIFFs on one grid (for tiled-inference tests, demos).
 
@@ -369,6 +446,11 @@ def write_scene_pair(
     (the target), ``s1`` (float32 VV, VH dB), ``landcover`` (uint8 class ids, class names in the
     ``CLASSES`` tag) and ``mask`` (int8: 1 cloud, -1 shadow, 0 clear). Existing files of those
     names are replaced atomically.
+
+    ``s1_crs`` (e.g. ``"EPSG:4326"``) and/or ``s1_resolution`` (metres, e.g. ``20.0``) write S1
+    on its own grid instead: reprojected bilinearly onto a north-up grid covering the scene in
+    that CRS and resolution, NaN (declared nodata) outside the scene, as a real S1 product that
+    must be warped onto the S2 grid before use. The other files stay on the S2 grid.
     """
     h = _check_int("height", height, MIN_SIZE)
     w = _check_int("width", width, MIN_SIZE)
@@ -399,7 +481,7 @@ def write_scene_pair(
     )
     _write_s2(paths.cloudy, scene.cloudy_dn, scene, tags)
     _write_s2(paths.clear, scene.clear_dn, scene, tags)
-    _write_s1(paths.s1, scene, tags)
+    _write_s1(paths.s1, scene, tags, s1_crs=s1_crs, s1_resolution=s1_resolution)
     classes = ",".join(f"{i}={name}" for i, name in enumerate(LANDCOVER_CLASSES))
     write_raster(
         paths.landcover,

@@ -1,0 +1,246 @@
+"""`cloudfree predict`: remove clouds from whole georeferenced scenes (one, or a CSV list).
+
+The work is done by :mod:`cloudfree.predict` (:func:`~cloudfree.predict.load_model`,
+:func:`~cloudfree.predict.predict_scene`, :func:`~cloudfree.predict.predict_many`); this module
+parses options and reports. Errors are one line naming the file (exit status 1) and never
+leave a partial output file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cloudfree.errors import ConfigError
+
+__all__ = ["predict"]
+
+
+def _path(**kw: object) -> click.Path:
+    return click.Path(path_type=Path, **kw)  # type: ignore[arg-type]
+
+
+@click.command("predict")
+@click.option("--optical", type=_path(), help="Cloudy Sentinel-2 GeoTIFF (L1C DN, 13 bands).")
+@click.option("--sar", type=_path(), help="Sentinel-1 GeoTIFF (VV, VH in dB), any CRS/grid.")
+@click.option("--out", type=_path(), help="Output GeoTIFF (on the optical grid).")
+@click.option(
+    "--list",
+    "scene_list",
+    type=_path(),
+    help="CSV of scenes (header optical,sar[,out,mask,quicklook]); use with --out-dir.",
+)
+@click.option("--out-dir", type=_path(), help="Output directory of --list mode.")
+@click.option(
+    "--weights",
+    type=_path(),
+    required=True,
+    help="Pretrained directory (config.json + model.safetensors, or a training run) or an "
+    "official checkpoint file (then --model is required).",
+)
+@click.option("--model", "model_name", help="Registered model name (see `cloudfree models list`).")
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Model constructor argument for an official checkpoint (repeatable).",
+)
+@click.option(
+    "--bands",
+    "file_bands",
+    help="Names of the optical file's bands in file order, when it is not 13-band L1C, "
+    "e.g. B04,B03,B02 or B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B11,B12.",
+)
+@click.option(
+    "--pb04-offset",
+    is_flag=True,
+    help="Remove the +1000 DN offset of processing baseline 04.00 products (after 25 Jan 2022).",
+)
+@click.option(
+    "--optical-nodata",
+    default="auto",
+    show_default=True,
+    help="Optical nodata value: auto (declared value, else 0 for integer files), none, or a "
+    "number.",
+)
+@click.option("--tile-size", type=int, default=256, show_default=True, help="Tile side (px).")
+@click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap (px).")
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Tiles per batch.")
+@click.option(
+    "--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (torchrun: LOCAL_RANK)."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["uint16", "float32"]),
+    default="uint16",
+    show_default=True,
+    help="uint16 DN (nodata 0) or float32 reflectance (nodata NaN).",
+)
+@click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF.")
+@click.option(
+    "--quicklook",
+    type=_path(),
+    help="PNG with the RGB input and prediction side by side (single-scene mode).",
+)
+@click.option(
+    "--quicklooks",
+    is_flag=True,
+    help="List mode: write <out stem>.png next to every output (unless the CSV names one).",
+)
+@click.option(
+    "--keep-clear",
+    is_flag=True,
+    help="Replace only cloudy pixels (rule-based cloud mask of the whole scene, or --mask); "
+    "clear pixels keep their input value exactly.",
+)
+@click.option(
+    "--replace-shadow",
+    is_flag=True,
+    help="With --keep-clear and the rule-based mask: also replace detected cloud shadows.",
+)
+@click.option(
+    "--mask",
+    type=_path(),
+    help="Mask GeoTIFF on the optical grid for --keep-clear: non-zero = replace.",
+)
+@click.option(
+    "--mask-dilation",
+    type=int,
+    default=None,
+    help="Dilate the --keep-clear mask by N pixels (default 2 for the rule-based mask, 0 for "
+    "--mask).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (list mode: redo).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def predict(
+    optical: Path | None,
+    sar: Path | None,
+    out: Path | None,
+    scene_list: Path | None,
+    out_dir: Path | None,
+    weights: Path,
+    model_name: str | None,
+    args: tuple[str, ...],
+    file_bands: str | None,
+    pb04_offset: bool,
+    optical_nodata: str,
+    tile_size: int,
+    overlap: int,
+    batch_size: int,
+    device: str,
+    dtype: str,
+    cog: bool,
+    quicklook: Path | None,
+    quicklooks: bool,
+    keep_clear: bool,
+    replace_shadow: bool,
+    mask: Path | None,
+    mask_dilation: int | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Remove clouds from whole Sentinel-2 scenes with Sentinel-1 (no target needed).
+
+    \b
+    One scene:
+      cloudfree predict --optical CLOUDY.tif --sar S1.tif --weights DIR --out OUT.tif
+    Many scenes (resumable; under torchrun each process takes scene i if i % WORLD_SIZE == RANK):
+      cloudfree predict --list scenes.csv --out-dir OUT/ --weights DIR
+
+    The output has the optical file's CRS, transform and size, one band per model band (named),
+    tags naming the model, weights SHA-256, normalisation protocol and tiling.
+    """
+    from cloudfree.cli.models_cmd import parse_assignments
+    from cloudfree.predict import (
+        PredictOptions,
+        distributed_rank,
+        load_model,
+        predict_many,
+        predict_scene,
+        read_scene_list,
+        resolve_device,
+    )
+
+    single = any(v is not None for v in (optical, sar, out))
+    if scene_list is not None:
+        if single:
+            raise ConfigError("--list replaces --optical/--sar/--out; give one or the other")
+        if out_dir is None:
+            raise ConfigError("--list needs --out-dir")
+        if quicklook is not None or mask is not None:
+            raise ConfigError(
+                "in --list mode give quicklooks and masks per scene (CSV columns quicklook, "
+                "mask) or use --quicklooks"
+            )
+    else:
+        missing = [
+            n for n, v in (("--optical", optical), ("--sar", sar), ("--out", out)) if v is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"missing {', '.join(missing)} (or use --list scenes.csv --out-dir DIR)"
+            )
+        if out_dir is not None or quicklooks:
+            raise ConfigError("--out-dir and --quicklooks belong to --list mode")
+
+    options = PredictOptions(
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        dtype=dtype,
+        file_bands=file_bands,  # type: ignore[arg-type]
+        pb04_offset=pb04_offset,
+        optical_nodata=optical_nodata,
+        keep_clear=keep_clear,
+        replace_shadow=replace_shadow,
+        mask=mask,
+        mask_dilation=mask_dilation,
+        cog=cog,
+        quicklook=quicklook,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
+    options.validate()
+    rank, world, local_rank = distributed_rank()
+    if scene_list is None and rank != 0:
+        click.echo(f"rank {rank}: single-scene mode runs on rank 0 only; nothing to do")
+        return
+    jobs = read_scene_list(scene_list, out_dir) if scene_list is not None else None
+    dev = resolve_device(device, local_rank=local_rank)
+    loaded = load_model(weights, name=model_name, kwargs=parse_assignments(args), device=dev)
+
+    if jobs is None:
+        assert optical is not None and sar is not None and out is not None
+        r = predict_scene(loaded, optical, sar, out, options)
+        extra = (
+            f", {100 * r.replaced_fraction:.1f} % replaced"
+            if r.replaced_fraction is not None
+            else ""
+        )
+        click.echo(
+            f"{r.path}: {loaded.name} prediction {r.width}x{r.height}, {len(r.bands)} bands, "
+            f"{r.tiles} tiles, {100 * r.valid_fraction:.1f} % valid{extra}, {r.seconds:.1f} s"
+        )
+        if r.quicklook is not None:
+            click.echo(f"{r.quicklook}: quicklook")
+        return
+
+    res = predict_many(
+        loaded,
+        jobs,
+        options,
+        rank=rank,
+        world_size=world,
+        quicklooks=quicklooks,
+        on_message=lambda m: click.echo(m, err=True),
+    )
+    who = f"rank {rank}/{world}: " if world > 1 else ""
+    click.echo(
+        f"{who}{len(res.done)} scene(s) predicted, {len(res.skipped)} skipped (output exists), "
+        f"{len(res.failed)} failed, of {res.assigned} assigned ({len(jobs)} in {scene_list})"
+    )
+    if res.failed:
+        lines = "; ".join(f"line {j.line}: {msg}" for j, msg in res.failed)
+        raise click.ClickException(f"{len(res.failed)} scene(s) failed: {lines}")

@@ -1,0 +1,230 @@
+"""Many scenes: a CSV list, resumable, shared between ``torchrun`` processes.
+
+CSV format (header row required, column names case-insensitive)::
+
+    optical,sar,out,mask,quicklook
+    cloudy/T32TQM_20230611.tif,s1/T32TQM_20230610.tif,,,
+    ...
+
+``optical`` and ``sar`` are required; ``out``, ``mask`` (used with ``--keep-clear``) and
+``quicklook`` are optional (the columns may be absent or the cells empty).
+
+Decisions:
+
+* **Paths.** Relative ``optical``, ``sar`` and ``mask`` paths are relative to the CSV's folder;
+  relative ``out`` and ``quicklook`` paths are relative to the output directory. An empty
+  ``out`` becomes ``<out_dir>/<optical stem>_cloudfree.tif``. Two rows writing the same output
+  are an error naming the CSV and both lines.
+* **Resume.** A scene whose output file exists is skipped (outputs are written atomically, so an
+  existing file is a finished one); ``overwrite=True`` recomputes it.
+* **Sharding.** Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment)
+  process ``rank`` takes scenes ``i`` with ``i % world_size == rank`` (``i`` = 0-based data row);
+  no process group is created, so processes never wait for each other. The device
+  ``cuda`` becomes ``cuda:LOCAL_RANK``.
+* **Failures.** A scene that fails with a cloudfree error (bad or missing file, no overlap, ...)
+  is reported and skipped, the others still run; the caller gets the list of failures (the CLI
+  then exits with status 1). No partial output is left for a failed scene.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudfree.errors import CloudfreeError, ConfigError, InputFileError
+from cloudfree.predict.scene import PredictOptions, PredictResult, predict_scene
+from cloudfree.predict.weights import LoadedModel
+
+__all__ = [
+    "BatchResult",
+    "SceneJob",
+    "distributed_rank",
+    "predict_many",
+    "read_scene_list",
+    "shard",
+]
+
+_REQUIRED = ("optical", "sar")
+_OPTIONAL = ("out", "mask", "quicklook")
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One row of the scene list."""
+
+    index: int
+    line: int
+    optical: Path
+    sar: Path
+    out: Path
+    mask: Path | None = None
+    quicklook: Path | None = None
+
+
+@dataclass
+class BatchResult:
+    """What :func:`predict_many` did for this process's share of the scenes."""
+
+    rank: int
+    world_size: int
+    assigned: int
+    done: list[PredictResult] = field(default_factory=list)
+    skipped: list[SceneJob] = field(default_factory=list)
+    failed: list[tuple[SceneJob, str]] = field(default_factory=list)
+
+
+def distributed_rank(environ: Mapping[str, str] | None = None) -> tuple[int, int, int | None]:
+    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, None)`` alone)."""
+    env = os.environ if environ is None else environ
+    try:
+        rank = int(env.get("RANK", "0"))
+        world = int(env.get("WORLD_SIZE", "1"))
+        local = int(env["LOCAL_RANK"]) if "LOCAL_RANK" in env else None
+    except ValueError:
+        raise ConfigError(
+            "RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)"
+        ) from None
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"invalid RANK={rank} for WORLD_SIZE={world}")
+    return rank, world, local
+
+
+def shard(jobs: list[SceneJob], rank: int, world_size: int) -> list[SceneJob]:
+    """The jobs of process ``rank``: scene ``i`` goes to rank ``i % world_size``."""
+    return [j for j in jobs if j.index % world_size == rank]
+
+
+def _resolve(base: Path, cell: str) -> Path:
+    p = Path(cell).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def read_scene_list(
+    path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+) -> list[SceneJob]:
+    """Parse the scene CSV (see the module docstring) into jobs, in file order."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "scene list not found" if not p.exists() else "is not a file")
+    out_root = Path(out_dir)
+    base = p.parent
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            rows = [r for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(p, f"not a readable CSV file ({exc})") from None
+    nonempty = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
+    if not nonempty:
+        raise InputFileError(
+            p, "is empty; expected a header 'optical,sar[,out]' and one row per scene"
+        )
+    header_line, header = nonempty[0]
+    cols = [c.strip().lower() for c in header]
+    missing = [c for c in _REQUIRED if c not in cols]
+    unknown = [c for c in cols if c not in _REQUIRED + _OPTIONAL]
+    if missing or unknown:
+        raise InputFileError(
+            p,
+            f"line {header_line}: header must name the columns optical,sar and optionally "
+            f"{','.join(_OPTIONAL)}; "
+            + (f"missing {','.join(missing)}" if missing else f"unknown {','.join(unknown)}"),
+        )
+    if len(set(cols)) != len(cols):
+        raise InputFileError(p, f"line {header_line}: duplicate column names in the header")
+    jobs: list[SceneJob] = []
+    seen: dict[Path, int] = {}
+    for line, row in nonempty[1:]:
+        if len(row) > len(cols):
+            raise InputFileError(p, f"line {line}: {len(row)} fields for {len(cols)} columns")
+        cell = {c: (row[i].strip() if i < len(row) else "") for i, c in enumerate(cols)}
+        for c in _REQUIRED:
+            if not cell[c]:
+                raise InputFileError(p, f"line {line}: empty {c!r} path")
+        optical = _resolve(base, cell["optical"])
+        out = (
+            _resolve(out_root, cell["out"])
+            if cell.get("out")
+            else out_root / f"{optical.stem}_cloudfree.tif"
+        )
+        key = out.resolve()
+        if key in seen:
+            raise InputFileError(
+                p, f"lines {seen[key]} and {line} both write {out}; give distinct 'out' names"
+            )
+        seen[key] = line
+        jobs.append(
+            SceneJob(
+                index=len(jobs),
+                line=line,
+                optical=optical,
+                sar=_resolve(base, cell["sar"]),
+                out=out,
+                mask=_resolve(base, cell["mask"]) if cell.get("mask") else None,
+                quicklook=_resolve(out_root, cell["quicklook"]) if cell.get("quicklook") else None,
+            )
+        )
+    if not jobs:
+        raise InputFileError(p, "lists no scene (only a header)")
+    return jobs
+
+
+def predict_many(
+    loaded: LoadedModel,
+    jobs: list[SceneJob],
+    options: PredictOptions,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    quicklooks: bool = False,
+    on_message: Callable[[str], None] | None = None,
+) -> BatchResult:
+    """Predict this process's share of ``jobs`` (see :func:`shard`), skipping finished ones.
+
+    ``options`` apply to every scene (its ``mask`` and ``quicklook`` are replaced by the row's);
+    ``quicklooks=True`` writes ``<out stem>.png`` next to each output whose row names none.
+    ``on_message`` receives one line per skipped or failed scene (the CLI prints them).
+    """
+    from tqdm.auto import tqdm
+
+    say = on_message or (lambda _m: None)
+    if not options.keep_clear and any(j.mask is not None for j in jobs):
+        raise ConfigError("the scene list names masks; they are only used with --keep-clear")
+    mine = shard(jobs, rank, world_size)
+    result = BatchResult(rank=rank, world_size=world_size, assigned=len(mine))
+    bar = tqdm(
+        mine,
+        unit="scene",
+        desc=f"scenes (rank {rank}/{world_size})" if world_size > 1 else "scenes",
+        disable=not options.progress,
+        position=0,
+        dynamic_ncols=True,
+    )
+    try:
+        for job in bar:
+            if job.out.exists() and not options.overwrite:
+                result.skipped.append(job)
+                say(f"skip {job.out} (exists)")
+                continue
+            ql = job.quicklook
+            if ql is None and quicklooks:
+                ql = job.out.with_suffix(".png")
+            opts = dataclasses.replace(
+                options, mask=job.mask, quicklook=ql, overwrite=options.overwrite
+            )
+            try:
+                res = predict_scene(
+                    loaded, job.optical, job.sar, job.out, opts, progress_position=1
+                )
+            except CloudfreeError as exc:
+                result.failed.append((job, str(exc)))
+                say(f"FAILED line {job.line}: {exc}")
+                continue
+            result.done.append(res)
+    finally:
+        bar.close()
+    return result

@@ -1,0 +1,598 @@
+"""Cloud removal for one georeferenced scene of any size: :func:`predict_scene`.
+
+Pipeline (every step window by window, memory bounded by the scene *width* and the tile size):
+
+1. The optical file's bands are mapped to the model's band set (:mod:`cloudfree.predict.inputs`)
+   and S1 is put onto the optical grid (:class:`~cloudfree.predict.align.SarOnGrid`).
+2. Tiles (:class:`~cloudfree.predict.tiling.TileGrid`) are read from both inputs, normalised with
+   the model's protocol (:func:`~cloudfree.normalization.normalize_optical` /
+   :func:`~cloudfree.normalization.normalize_sar`), batched through the network and blended into
+   a :class:`~cloudfree.predict.tiling.RowAccumulator`; finished row chunks are written by a
+   :class:`~cloudfree.io.RasterWriter` (atomic: the output appears under its final name only when
+   the whole scene succeeded, also under Ctrl-C or an error midway).
+
+Decisions:
+
+* **Invalid pixels.** Optical nodata/NaN and S1 nodata/NaN (or outside the S1 footprint) are
+  invalid. They are filled for the network with the protocol's own fill (``normalize_*``:
+  nanmean of the tile for ``glf_cr``/``dsen2cr``, a constant for ``uncrtaints``/``allclear``),
+  never fed as the raw number, and the output is nodata there. A tile without a single pixel
+  where both inputs are valid is not run through the network at all.
+* **Output values.** The network output is converted back to DN with
+  :func:`~cloudfree.normalization.denormalize_optical` (clipped to [0, 10000]). ``uint16``
+  (default) writes ``round(DN)``, with valid pixels at least 1 because 0 is the nodata value;
+  rounding makes the normalise / denormalise round trip exact for integer DN (an identity network
+  gives back its input exactly, for DN in [1, 10000]). ``float32`` writes reflectance ``DN /
+  10000`` with NaN as nodata. With ``pb04_offset=True`` the +1000 DN offset is removed from the
+  input, and the output is in harmonised DN (offset not re-added); the ``pb04_offset_removed``
+  tag says so.
+* **--keep-clear.** The prediction replaces only pixels flagged by the mask: the rule-based
+  detector's cloud pixels (``compute_cloud_mask(..., "rule_based") == 1``; its shadow class too
+  with ``replace_shadow=True``: off by default because the image-relative shadow rule flags much
+  dark ground, 37 % of the real SEN12MS-CR patch), computed once on the **whole** cloudy scene
+  (the detector is image-relative, SPEC section 3; this needs the 13 L1C bands and holds them in
+  memory once, so for huge scenes prefer ``mask=``), dilated by ``mask_dilation`` pixels
+  (default 2, square structuring element) to cover soft cloud edges; or a mask GeoTIFF on the
+  optical grid where non-zero (or the mask's nodata) means replace (first band; no dilation
+  unless asked). Clear pixels keep the input value exactly (the harmonised DN with
+  ``pb04_offset``), and are kept even where S1 is missing, since they need no prediction.
+* **GDAL block cache.** Reads go through GDAL's block cache, which by default grows to 5 % of
+  RAM; unless ``GDAL_CACHEMAX`` is set in the environment it is limited to ``gdal_cache_mb``
+  (64 MiB) while predicting, so that memory does not grow with the scene.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from cloudfree import __version__
+from cloudfree.bands import S2_L1C, harmonize_pb04
+from cloudfree.errors import ConfigError, InputFileError
+from cloudfree.io import RasterInfo, RasterWriter, raster_info
+from cloudfree.normalization import denormalize_optical, normalize_optical, normalize_sar
+from cloudfree.predict.align import SAR_BANDS, SarOnGrid, open_raster
+from cloudfree.predict.inputs import band_positions, file_band_names, resolve_optical_nodata
+from cloudfree.predict.quicklook import QuicklookCollector, save_png
+from cloudfree.predict.tiling import RowAccumulator, TileGrid
+from cloudfree.predict.weights import LoadedModel
+
+__all__ = [
+    "OUTPUT_DTYPES",
+    "PredictOptions",
+    "PredictResult",
+    "predict_scene",
+]
+
+#: Output data types: DN (uint16, nodata 0) or reflectance (float32, nodata NaN).
+OUTPUT_DTYPES: tuple[str, ...] = ("uint16", "float32")
+#: Block size of the output GeoTIFF; the accumulator flushes rows in multiples of it.
+_BLOCK = 256
+#: Columns written per piece when rows are flushed (a multiple of ``_BLOCK``).
+_FLUSH_COLS = 1024
+_OPT_VALID = np.uint8(1)
+_SAR_VALID = np.uint8(2)
+_RGB = ("B04", "B03", "B02")
+
+
+@dataclass
+class PredictOptions:
+    """Settings of :func:`predict_scene` (the CLI options of ``cloudfree predict``)."""
+
+    tile_size: int = 256
+    overlap: int = 32
+    batch_size: int = 4
+    dtype: str = "uint16"
+    file_bands: str | Sequence[str] | None = None
+    pb04_offset: bool = False
+    optical_nodata: float | str | None = "auto"
+    keep_clear: bool = False
+    replace_shadow: bool = False
+    mask: Path | None = None
+    mask_dilation: int | None = None
+    cog: bool = False
+    quicklook: Path | None = None
+    overwrite: bool = False
+    progress: bool = True
+    gdal_cache_mb: int = 64
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for an inconsistent setting."""
+        for name in ("tile_size", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be a positive integer")
+        if isinstance(self.overlap, bool) or not isinstance(self.overlap, int):
+            raise ConfigError("overlap must be an integer")
+        if self.overlap < 0 or 2 * self.overlap > self.tile_size:
+            raise ConfigError(
+                f"overlap must be between 0 and half the tile size ({self.tile_size // 2}), "
+                f"got {self.overlap}"
+            )
+        if self.dtype not in OUTPUT_DTYPES:
+            raise ConfigError(f"dtype must be one of {list(OUTPUT_DTYPES)}, got {self.dtype!r}")
+        if self.mask is not None and not self.keep_clear:
+            raise ConfigError("a mask is only used with --keep-clear")
+        if self.replace_shadow and (not self.keep_clear or self.mask is not None):
+            raise ConfigError(
+                "--replace-shadow applies to the rule-based mask of --keep-clear (without --mask)"
+            )
+        if self.mask_dilation is not None and self.mask_dilation < 0:
+            raise ConfigError(f"mask dilation must be >= 0, got {self.mask_dilation}")
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_scene` wrote."""
+
+    path: Path
+    height: int
+    width: int
+    bands: tuple[str, ...]
+    tiles: int
+    tiles_run: int
+    valid_fraction: float
+    replaced_fraction: float | None
+    seconds: float
+    quicklook: Path | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _check_output(out: Path, inputs: Sequence[Path | None], overwrite: bool) -> None:
+    for p in inputs:
+        if p is not None and _same_path(out, p):
+            raise InputFileError(out, "the output would overwrite an input; choose another name")
+    if out.is_dir():
+        raise InputFileError(out, "is a directory, expected an output file name")
+    if out.exists() and not overwrite:
+        raise InputFileError(out, "already exists; pass --overwrite to replace it")
+
+
+def _gdal_env(cache_mb: int) -> rasterio.Env:
+    if "GDAL_CACHEMAX" in os.environ:
+        return rasterio.Env()
+    # in bytes: set at run time (after GDAL's cache exists), GDAL 3.10 reads a small number
+    # such as 64 as bytes, not megabytes, which would disable the cache altogether
+    return rasterio.Env(GDAL_CACHEMAX=int(cache_mb) * 1024 * 1024)
+
+
+def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    if pixels <= 0:
+        return mask
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(mask, structure=np.ones((3, 3), dtype=bool), iterations=pixels)
+
+
+class _ReplaceMask:
+    """Where ``--keep-clear`` puts the prediction: a whole-scene array or a mask file."""
+
+    def __init__(self, array: np.ndarray | None, source: Any, dilation: int, desc: str) -> None:
+        self.array = array
+        self.source = source
+        self.dilation = dilation
+        self.desc = desc
+        self.height = array.shape[0] if array is not None else int(source.height)
+
+    def rows(self, row: int, n: int, width: int) -> np.ndarray:
+        if self.array is not None:
+            return self.array[row : row + n]
+        pad = self.dilation
+        r0, r1 = max(0, row - pad), min(self.height, row + n + pad)
+        try:
+            m = self.source.read(1, window=Window(0, r0, width, r1 - r0))
+        except RasterioError as exc:
+            raise InputFileError(self.source.name, f"could not read pixel data ({exc})") from None
+        nod = self.source.nodata
+        rep = m != 0
+        if np.issubdtype(m.dtype, np.floating):
+            rep |= np.isnan(m)
+        if nod is not None and not np.isnan(nod):
+            rep |= m == nod
+        rep = _dilate(rep, pad)
+        return rep[row - r0 : row - r0 + n]
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+
+
+def _open_mask_file(path: Path, grid: RasterInfo, dilation: int) -> _ReplaceMask:
+    src = open_raster(path)
+    ok = (
+        src.count >= 1
+        and (src.height, src.width) == (grid.height, grid.width)
+        and src.crs == grid.crs
+        and src.transform.almost_equals(grid.transform)
+    )
+    if not ok:
+        src.close()
+        raise InputFileError(
+            path,
+            f"is not on the optical grid ({src.width}x{src.height}, {src.crs}; expected "
+            f"{grid.width}x{grid.height}, {grid.crs} with the same transform)",
+        )
+    return _ReplaceMask(None, src, dilation, f"file {path.name} (non-zero = replace)")
+
+
+def _rule_based_mask(
+    src: Any, info: RasterInfo, opts: PredictOptions, nodata: float | None, dilation: int
+) -> _ReplaceMask:
+    from cloudfree.cloudmask import compute_cloud_mask
+
+    names = file_band_names(info, opts.file_bands)
+    missing = [b for b in S2_L1C.names if b not in names]
+    if missing:
+        raise InputFileError(
+            info.path,
+            f"lacks band(s) {','.join(missing)}: --keep-clear computes the rule-based cloud mask, "
+            "which needs all 13 L1C bands; give a mask on the optical grid with --mask instead",
+        )
+    idx = [names.index(b) + 1 for b in S2_L1C.names]
+    try:
+        dn = src.read(idx).astype(np.float32, copy=False)
+    except RasterioError as exc:
+        raise InputFileError(info.path, f"could not read pixel data ({exc})") from None
+    bad = ~np.isfinite(dn).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        bad |= (dn == np.float32(nodata)).any(axis=0)
+    if opts.pb04_offset:
+        dn = harmonize_pb04(dn)
+    mask = compute_cloud_mask(np.nan_to_num(dn), "rule_based", valid=~bad)
+    del dn
+    replace = _dilate(mask != 0 if opts.replace_shadow else mask == 1, dilation)
+    what = "cloud and shadow" if opts.replace_shadow else "cloud"
+    desc = f"rule_based ({what}, whole scene, dilated {dilation} px)"
+    return _ReplaceMask(replace, None, 0, desc)
+
+
+# ----------------------------------------------------------------------------- predict
+def predict_scene(
+    loaded: LoadedModel,
+    optical: str | os.PathLike[str],
+    sar: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: PredictOptions | None = None,
+    *,
+    progress_position: int = 0,
+    on_tile: Callable[[int], None] | None = None,
+) -> PredictResult:
+    """Remove clouds from a whole optical scene with its S1 image; write ``out`` on its grid.
+
+    Args:
+        loaded: the network (:func:`cloudfree.predict.load_model`).
+        optical: cloudy Sentinel-2 GeoTIFF (L1C DN; see :class:`PredictOptions.file_bands`).
+        sar: Sentinel-1 GeoTIFF (VV, VH in dB), any CRS/resolution/extent overlapping the scene.
+        out: output GeoTIFF (written atomically).
+        options: tiling, output and compositing settings.
+        progress_position: tqdm ``position`` of the tile bar (list mode stacks bars).
+        on_tile: called with the number of tiles done after each batch (tests, GUIs).
+
+    Returns:
+        A :class:`PredictResult`. Raises :class:`InputFileError` / :class:`ConfigError` with the
+        offending file named; no output file exists then.
+    """
+    opts = options or PredictOptions()
+    opts.validate()
+    t0 = time.perf_counter()
+    optical, sar, out = Path(optical), Path(sar), Path(out)
+    _check_output(out, [optical, sar, opts.mask], opts.overwrite)
+    info = raster_info(optical)
+    positions = band_positions(info, loaded.bands, opts.file_bands)
+    nodata = resolve_optical_nodata(info, opts.optical_nodata)
+    grid = TileGrid(info.height, info.width, opts.tile_size, opts.overlap)
+    if opts.quicklook is not None:
+        missing = [b for b in _RGB if b not in loaded.bands.names]
+        if missing:
+            raise ConfigError(
+                f"a quicklook needs B04, B03 and B02 but model {loaded.name!r} predicts "
+                f"{','.join(loaded.bands.names)}"
+            )
+        if _same_path(opts.quicklook, out):
+            raise ConfigError("the quicklook and the output must be different files")
+        try:
+            import PIL  # noqa: F401  (checked before the long run, used at its end)
+        except ImportError:
+            raise ConfigError("--quicklook needs Pillow: pip install pillow") from None
+    rgb = [loaded.bands.names.index(b) for b in _RGB] if opts.quicklook is not None else []
+
+    with _gdal_env(opts.gdal_cache_mb):
+        src = open_raster(optical)
+        replace: _ReplaceMask | None = None
+        try:
+            with SarOnGrid(sar, info) as s1:
+                if opts.keep_clear:
+                    if opts.mask is not None:
+                        dil = opts.mask_dilation or 0
+                        replace = _open_mask_file(opts.mask, info, dil)
+                    else:
+                        dil = 2 if opts.mask_dilation is None else opts.mask_dilation
+                        replace = _rule_based_mask(src, info, opts, nodata, dil)
+                tags = _tags(loaded, opts, optical, sar, s1, nodata, replace)
+                run = _SceneRun(loaded, opts, info, src, s1, positions, nodata, grid, replace)
+                quick = QuicklookCollector(info.height, info.width) if rgb else None
+                nodata_out = 0 if opts.dtype == "uint16" else float("nan")
+                with RasterWriter(
+                    out,
+                    count=len(loaded.bands),
+                    height=info.height,
+                    width=info.width,
+                    dtype=opts.dtype,
+                    crs=info.crs,
+                    transform=info.transform,
+                    nodata=nodata_out,
+                    descriptions=list(loaded.bands.names),
+                    tags=tags,
+                    cog=opts.cog,
+                    blocksize=_BLOCK,
+                ) as writer:
+                    image = run.execute(writer, quick, rgb, progress_position, on_tile, sar)
+        finally:
+            src.close()
+            if replace is not None:
+                replace.close()
+    ql_path = save_png(image, opts.quicklook) if image is not None else None
+    n_pix = float(info.height * info.width)
+    return PredictResult(
+        path=out,
+        height=info.height,
+        width=info.width,
+        bands=loaded.bands.names,
+        tiles=len(grid),
+        tiles_run=run.tiles_run,
+        valid_fraction=run.n_written / n_pix,
+        replaced_fraction=(run.n_replaced / n_pix) if replace is not None else None,
+        seconds=time.perf_counter() - t0,
+        quicklook=ql_path,
+        tags=tags,
+    )
+
+
+def _tags(
+    loaded: LoadedModel,
+    opts: PredictOptions,
+    optical: Path,
+    sar: Path,
+    s1: SarOnGrid,
+    nodata: float | None,
+    replace: _ReplaceMask | None,
+) -> dict[str, str]:
+    units = "DN = reflectance x 10000" if opts.dtype == "uint16" else "reflectance"
+    return {
+        "CLOUDFREE_VERSION": __version__,
+        "MODEL": loaded.name,
+        "WEIGHTS": loaded.weights_path.name,
+        "WEIGHTS_SOURCE": loaded.source,
+        "WEIGHTS_SHA256": loaded.weights_sha256,
+        "NORMALIZATION_PROTOCOL": loaded.protocol,
+        "BANDS": ",".join(loaded.bands.names),
+        "UNITS": units,
+        "TILE_SIZE": str(opts.tile_size),
+        "OVERLAP": str(opts.overlap),
+        "BLENDING": "separable sin^2 ramp over the overlap",
+        "PB04_OFFSET_REMOVED": str(bool(opts.pb04_offset)),
+        "OPTICAL_NODATA": "none" if nodata is None else repr(nodata),
+        "SAR_RESAMPLING": s1.resampling_name,
+        "KEEP_CLEAR": "False" if replace is None else f"True: {replace.desc}",
+        "SOURCE_OPTICAL": optical.name,
+        "SOURCE_SAR": sar.name,
+    }
+
+
+class _SceneRun:
+    """State of one scene's tiled inference (kept out of :func:`predict_scene` for clarity)."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        opts: PredictOptions,
+        info: RasterInfo,
+        src: Any,
+        s1: SarOnGrid,
+        positions: list[int],
+        nodata: float | None,
+        grid: TileGrid,
+        replace: _ReplaceMask | None,
+    ) -> None:
+        self.loaded = loaded
+        self.opts = opts
+        self.info = info
+        self.src = src
+        self.s1 = s1
+        self.indexes = [p + 1 for p in positions]
+        self.nodata = nodata
+        self.grid = grid
+        self.replace = replace
+        self.weights = grid.weights()
+        self.tiles_run = 0
+        self.n_written = 0
+        self.n_replaced = 0
+        self.n_opt = 0
+        self.n_sar = 0
+
+    # -------------------------------------------------------------- reading
+    def _read_optical(self, window: Window) -> np.ndarray:
+        try:
+            return self.src.read(self.indexes, window=window).astype(np.float32, copy=False)
+        except RasterioError as exc:
+            raise InputFileError(self.info.path, f"could not read pixel data ({exc})") from None
+
+    def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g, p = self.grid, self.loaded.protocol
+        window = Window(col, row, g.tile_w, g.tile_h)
+        opt, opt_valid = normalize_optical(
+            self._read_optical(window), p, pb04_offset=self.opts.pb04_offset, nodata=self.nodata
+        )
+        sar, sar_valid = normalize_sar(self.s1.read(window), p, bands=SAR_BANDS)
+        flags = opt_valid.astype(np.uint8) * _OPT_VALID + sar_valid.astype(np.uint8) * _SAR_VALID
+        return opt, sar, flags
+
+    # -------------------------------------------------------------- network
+    def _run_batch(self, opt: list[np.ndarray], sar: list[np.ndarray]) -> np.ndarray:
+        dev = self.loaded.device
+        xo = torch.from_numpy(np.stack(opt)).to(dev)
+        xs = torch.from_numpy(np.stack(sar)).to(dev)
+        with torch.inference_mode():
+            y = self.loaded.model(optical=xo, sar=xs)
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(xo.shape):
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ConfigError(
+                f"model {self.loaded.name!r} returned {shape} for an optical input of shape "
+                f"{tuple(xo.shape)}; predict needs an output of the input's shape"
+            )
+        self.tiles_run += len(opt)
+        return y.float().cpu().numpy()
+
+    # -------------------------------------------------------------- main loop
+    def execute(
+        self,
+        writer: RasterWriter,
+        quick: QuicklookCollector | None,
+        rgb: list[int],
+        position: int,
+        on_tile: Callable[[int], None] | None,
+        sar_path: Path,
+    ) -> Any:
+        from tqdm.auto import tqdm
+
+        g = self.grid
+        acc = RowAccumulator(len(self.indexes), g.width, g.tile_h, _BLOCK, g.height)
+        rows = g.row_starts
+        done = 0
+        bar = tqdm(
+            total=len(g),
+            unit="tile",
+            desc=self.info.path.name,
+            disable=not self.opts.progress,
+            position=position,
+            leave=position == 0,
+            dynamic_ncols=True,
+        )
+        try:
+            for k, (row, cols) in enumerate(g.row_bands()):
+                for b in range(0, len(cols), self.opts.batch_size):
+                    chunk = cols[b : b + self.opts.batch_size]
+                    tiles = [self._tile(row, c) for c in chunk]
+                    run = [i for i, t in enumerate(tiles) if (t[2] == 3).any()]
+                    preds: dict[int, np.ndarray] = {}
+                    if run:
+                        y = self._run_batch([tiles[i][0] for i in run], [tiles[i][1] for i in run])
+                        preds = {i: y[j] for j, i in enumerate(run)}
+                    for i, c in enumerate(chunk):
+                        pred = preds.get(i)
+                        if pred is None:  # nothing to predict: the values are never used
+                            pred = tiles[i][0]
+                        acc.add(pred, self.weights, tiles[i][2], row, c)
+                    done += len(chunk)
+                    bar.update(len(chunk))
+                    if on_tile is not None:
+                        on_tile(done)
+                nxt = rows[k + 1] if k + 1 < len(rows) else None
+                while (n := acc.ready(nxt)) > 0:
+                    self._flush(writer, acc, n, quick, rgb)
+                    acc.release(n)
+        finally:
+            bar.close()
+        if self.n_opt == 0:
+            raise InputFileError(self.info.path, "has no valid pixel (everything is nodata)")
+        if self.n_sar == 0:
+            raise InputFileError(
+                sar_path,
+                "has no valid Sentinel-1 value on the optical grid (the footprints do not "
+                "overlap, or S1 is all nodata there)",
+            )
+        if self.n_written == 0:
+            raise InputFileError(sar_path, "has no valid pixel in common with the optical scene")
+        return quick.render() if quick is not None else None
+
+    def _flush(
+        self,
+        writer: RasterWriter,
+        acc: RowAccumulator,
+        n: int,
+        quick: QuicklookCollector | None,
+        rgb: list[int],
+    ) -> None:
+        """Write the first ``n`` finished rows of ``acc``, in pieces of ``_FLUSH_COLS`` columns
+        (block-aligned windows; temporaries stay small whatever the scene width)."""
+        row, width = acc.top, acc.width
+        rep_rows = self.replace.rows(row, n, width) if self.replace is not None else None
+        for c0 in range(0, width, _FLUSH_COLS):
+            c1 = min(width, c0 + _FLUSH_COLS)
+            self._flush_piece(writer, acc, row, n, c0, c1, rep_rows, quick, rgb)
+
+    def _flush_piece(
+        self,
+        writer: RasterWriter,
+        acc: RowAccumulator,
+        row: int,
+        n: int,
+        c0: int,
+        c1: int,
+        rep_rows: np.ndarray | None,
+        quick: QuicklookCollector | None,
+        rgb: list[int],
+    ) -> None:
+        flags = acc.flags_of(n, c0, c1)
+        opt_ok = (flags & _OPT_VALID) > 0
+        sar_ok = (flags & _SAR_VALID) > 0
+        dn = denormalize_optical(acc.blended(n, c0, c1), self.loaded.protocol)
+        predicted = opt_ok & sar_ok & np.isfinite(dn).all(axis=0)
+        self.n_opt += int(opt_ok.sum())
+        self.n_sar += int(sar_ok.sum())
+        keep = np.zeros_like(opt_ok)
+        inp: np.ndarray | None = None
+        window = Window(c0, row, c1 - c0, n)
+        if rep_rows is not None or quick is not None:
+            inp = self._read_optical(window)
+            if self.opts.pb04_offset:
+                inp = harmonize_pb04(inp)
+        if rep_rows is not None:
+            rep = rep_rows[:, c0:c1]
+            keep = opt_ok & ~rep
+            predicted &= rep
+            self.n_replaced += int(predicted.sum())
+        written = predicted | keep
+        self.n_written += int(written.sum())
+
+        if self.opts.dtype == "uint16":
+            np.nan_to_num(dn, copy=False)
+            np.round(dn, out=dn)
+            np.clip(dn, 1, 10000, out=dn)
+            out = dn.astype(np.uint16)
+            out[:, ~predicted] = 0
+            if inp is not None and keep.any():
+                out[:, keep] = np.clip(np.round(inp[:, keep]), 0, 65535).astype(np.uint16)
+            after = out.astype(np.float32) if quick is not None else None
+        else:
+            out = dn
+            out /= np.float32(10000.0)
+            out[:, ~predicted] = np.nan
+            if inp is not None and keep.any():
+                out[:, keep] = inp[:, keep] / np.float32(10000.0)
+            after = out * np.float32(10000.0) if quick is not None else None
+        writer.write(out, window)
+        if quick is not None and inp is not None and after is not None:
+            before = inp[rgb].astype(np.float32)
+            before[:, ~opt_ok] = np.nan
+            after = after[rgb]
+            after[:, ~written] = np.nan
+            quick.add(row, c0, before, after)
