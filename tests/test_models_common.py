@@ -168,3 +168,13 @@ def test_load_pretrained_errors(tmp_path):
     (tmp_path / "a" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(InputFileError, match="do not fit model 'dsen2cr'"):
         load_pretrained(tmp_path / "a")
+
+
+def test_load_pretrained_keeps_the_saved_data_conventions(tmp_path):
+    model = create_model("dsen2cr", width=8, num_blocks=1)
+    model.cloudfree_config["bands"] = "rgb"  # e.g. trained on a band subset
+    model.cloudfree_config["protocol"] = "uncrtaints"
+    save_pretrained(model, tmp_path / "w")
+    loaded = load_pretrained(tmp_path / "w")
+    assert loaded.cloudfree_config["bands"] == "rgb"
+    assert loaded.cloudfree_config["protocol"] == "uncrtaints"

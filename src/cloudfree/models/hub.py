@@ -119,6 +119,10 @@ def load_pretrained(
     if not weights.is_file():
         raise InputFileError(weights, "file not found")
     model = create_model(cfg["name"], **cfg.get("kwargs", {}))
+    # the data conventions the weights were trained with win over the registry defaults
+    for key in ("protocol", "bands"):
+        if key in cfg:
+            model.cloudfree_config[key] = cfg[key]
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError) as exc:

@@ -1,0 +1,142 @@
+"""``cloudfree train`` (train a model with Lightning) and ``cloudfree recipes`` (shipped configs).
+
+::
+
+    cloudfree train --recipe glf_cr --data ROOT [--set key=value ...] [--out RUN] [--devices N]
+    cloudfree train --config my.yaml [--data ROOT] [--set key=value ...]
+    cloudfree train --out RUN --resume [--set trainer.max_steps=20000]   # continue a run
+    torchrun --nnodes 2 --nproc-per-node 4 -m cloudfree train --recipe glf_cr --data ROOT \\
+        --out /shared/runs/glf --set trainer.num_nodes=2
+    cloudfree recipes list
+    cloudfree recipes show dsen2cr
+
+``--set`` takes dotted keys (``optimizer.lr=5e-4``, ``model.kwargs.width=32``), values read
+as YAML scalars. ``--devices N`` sets ``trainer.devices`` and, when N > 1, DDP. See
+:mod:`cloudfree.train.config` for every key and :mod:`cloudfree.train.run` for the run
+directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cloudfree.cli.models_cmd import parse_assignments
+from cloudfree.errors import ConfigError
+
+__all__ = ["recipes", "train"]
+
+
+@click.command("train")
+@click.option("--recipe", metavar="NAME", help="A shipped recipe (see `cloudfree recipes list`).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A YAML training configuration file.",
+)
+@click.option(
+    "--data",
+    "data_root",
+    type=click.Path(path_type=Path),
+    help="Dataset root (sets data.root; recipes leave it empty).",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key (repeatable), e.g. --set optimizer.lr=5e-4 "
+    "--set model.kwargs.width=32.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default runs/<recipe-or-model>-<timestamp>).",
+)
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    help="Number of devices (processes) per node; more than 1 trains with DDP.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from checkpoints/last.ckpt (its config.yaml is the base "
+    "config unless --recipe or --config is given).",
+)
+def train(
+    recipe: str | None,
+    config_file: Path | None,
+    data_root: Path | None,
+    assignments: tuple[str, ...],
+    out: Path | None,
+    devices: int | None,
+    resume: bool,
+) -> None:
+    """Train a cloud-removal model (Lightning) from a recipe or a config file."""
+    from cloudfree.train.config import build_config, load_recipe, load_yaml_config
+    from cloudfree.train.run import load_run_config, prepare_run
+    from cloudfree.train.run import train as run_training
+
+    if recipe and config_file:
+        raise ConfigError("give either --recipe or --config, not both")
+    overrides: dict[str, Any] = parse_assignments(assignments)
+    if devices is not None:
+        overrides["trainer.devices"] = devices
+        if devices > 1 and "trainer.strategy" not in overrides:
+            overrides["trainer.strategy"] = "ddp"
+    if recipe:
+        raw, source = load_recipe(recipe), f"recipe {recipe!r}"
+    elif config_file:
+        raw, source = load_yaml_config(config_file), str(config_file)
+    elif resume and out is not None:
+        raw, source = load_run_config(out), str(out / "config.yaml")
+    else:
+        raise ConfigError(
+            "give --recipe NAME or --config FILE (or --out RUN --resume to continue a run); "
+            "see `cloudfree recipes list`"
+        )
+    config = build_config(raw, overrides, data_root=data_root, out=out, source=source)
+    if resume and config.out is None:
+        raise ConfigError("--resume needs --out RUN (the run directory to continue)")
+    prepared = prepare_run(config, resume=resume)
+
+    from cloudfree.train.run import _env_rank_is_zero
+
+    if _env_rank_is_zero():
+        verb = "resuming" if resume else "training"
+        click.echo(f"{verb} {prepared.config.model.name} in run directory: {prepared.run_dir}")
+    result = run_training(prepared=prepared)
+    if result.is_global_zero:
+        click.echo(f"finished at step {result.global_step}")
+        click.echo(f"best weights:  {result.best_weights}")
+        click.echo(f"final weights: {result.final_weights}")
+        click.echo(f"last checkpoint: {result.last_checkpoint}")
+
+
+@click.group("recipes")
+def recipes() -> None:
+    """Shipped training recipes (paper settings): list them, show one."""
+
+
+@recipes.command("list")
+def list_command() -> None:
+    """List the shipped recipes with a one-line description."""
+    from cloudfree.train.config import list_recipes
+
+    items = list_recipes()
+    width = max((len(n) for n in items), default=0)
+    for name, description in items.items():
+        click.echo(f"{name.ljust(width)}  {description}".rstrip())
+
+
+@recipes.command("show")
+@click.argument("name")
+def show_command(name: str) -> None:
+    """Print recipe NAME (YAML, with its source comments)."""
+    from cloudfree.train.config import recipe_text
+
+    click.echo(recipe_text(name), nl=False)

@@ -1,0 +1,483 @@
+"""Training configuration: pydantic models, YAML loading, dotted overrides and shipped recipes.
+
+A configuration is a YAML mapping with the sections below (every section rejects unknown keys;
+the error names the bad key and lists the valid keys of its section):
+
+``model``      ``name`` (registered model), ``kwargs`` (constructor arguments), ``init_weights``
+               (a pretrained directory or an official checkpoint to start from)
+``data``       dataset root and sampling: ``root``, ``dataset``, ``protocol``, ``bands``,
+               ``patch_size``, ``val_patch_size``, ``batch_size``, ``val_batch_size``,
+               ``num_workers``, ``cloud_mask_method``, ``cloud_threshold``, ``augment``
+               {``hflip``, ``vflip``, ``rot90``}, ``seasons``, ``train_split``, ``val_split``,
+               ``limit_train``, ``limit_val``, ``layout``, ``csv_path``
+``loss``       ``name`` (see :func:`cloudfree.losses.list_losses`), ``kwargs``
+``optimizer``  ``name`` (adam, adamw, nadam, sgd), ``lr``, ``betas``, ``eps``,
+               ``weight_decay``, ``momentum_decay`` (NAdam), ``momentum`` (SGD)
+``scheduler``  ``name`` (none, step, cosine), ``step_size``, ``gamma``, ``interval``
+               (epoch, step), ``t_max``, ``eta_min``
+``trainer``    Lightning Trainer settings: ``max_steps``, ``max_epochs``, ``devices``,
+               ``num_nodes``, ``accelerator``, ``strategy``, ``precision``,
+               ``val_check_interval``, ``check_val_every_n_epoch``, ``log_every_n_steps``,
+               ``limit_val_batches``, ``gradient_clip_val``, ``deterministic``,
+               ``checkpoint_every_n_steps``, ``num_sanity_val_steps``, ``enable_progress_bar``
+``metrics``    ``protocol``: metric protocol of the validation PSNR / SSIM / MAE
+top level      ``name`` (run name), ``description``, ``seed``, ``out``
+
+Overrides use dotted keys, ``--set optimizer.lr=5e-4`` or ``--set model.kwargs.width=32`` (the
+value is read as a YAML scalar; a ``model.kwargs`` / ``loss.kwargs`` key is created when
+absent). Overrides are applied to the raw mapping before validation, so a misspelt key gets the
+same "unknown key" error as one in a file.
+
+Validation happens in two stages, both before any training: :func:`build_config` checks the
+shape and value ranges (pydantic), :func:`cloudfree.train.run.prepare_run` checks what needs
+the registries and the file system (model and loss names, data root) and then builds the
+datasets and the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib.resources
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cloudfree.errors import ConfigError, InputFileError
+
+__all__ = [
+    "AugmentConfig",
+    "DataConfig",
+    "LossConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "SchedulerConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "build_config",
+    "config_to_yaml",
+    "list_recipes",
+    "load_recipe",
+    "load_yaml_config",
+    "model_info",
+    "describe_keys",
+    "recipe_path",
+    "recipe_text",
+    "resolve_config",
+    "set_dotted",
+    "validation_error_message",
+]
+
+#: Lightning precision strings accepted by ``trainer.precision``.
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64")
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """``model``: which registered network to train and where its initial weights come from.
+
+    ``init_weights`` is a pretrained directory (``save_pretrained`` output: its config must name
+    the same model) or an official checkpoint file (converted with
+    :func:`cloudfree.models.load_official_checkpoint`); null starts from the model's own
+    initialisation.
+    """
+
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    init_weights: str | None = None
+
+
+class AugmentConfig(_Section):
+    """``data.augment``: random flips and 90-degree rotations of training crops (DSen2-CR).
+
+    Each is applied with probability 1/2 (``rot90``: k uniform in 0..3), identically to every
+    image and mask of a sample.
+    """
+
+    hflip: bool = False
+    vflip: bool = False
+    rot90: bool = False
+
+
+class DataConfig(_Section):
+    """``data``: the dataset and how batches are drawn from it.
+
+    ``protocol`` and ``bands`` default (null) to the model's registry entry. ``patch_size`` is
+    the random training crop (null: whole patches); ``val_patch_size`` the centre crop used for
+    validation (null: whole patches). ``cloud_threshold`` null uses the method's default.
+    ``limit_train`` / ``limit_val`` keep the first N samples of a split (smoke runs).
+    """
+
+    root: str | None = None
+    dataset: Literal["sen12mscr"] = "sen12mscr"
+    protocol: str | None = None
+    bands: str | list[str] | None = None
+    patch_size: PositiveInt | None = 128
+    val_patch_size: PositiveInt | None = None
+    batch_size: PositiveInt = 1
+    val_batch_size: PositiveInt | None = None
+    num_workers: NonNegativeInt = 4
+    cloud_mask_method: str = "rule_based"
+    cloud_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    seasons: list[str] | None = None
+    train_split: Literal["train", "val", "test", "all"] = "train"
+    val_split: Literal["train", "val", "test", "all"] = "val"
+    limit_train: PositiveInt | None = None
+    limit_val: PositiveInt | None = None
+    layout: Literal["auto", "official", "flat"] = "auto"
+    csv_path: str | None = None
+
+    @field_validator("seasons", mode="before")
+    @classmethod
+    def _seasons_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class LossConfig(_Section):
+    """``loss``: a name of :func:`cloudfree.losses.build_loss` and its keyword arguments."""
+
+    name: str = "l1"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizerConfig(_Section):
+    """``optimizer``: torch optimizer and its hyper-parameters.
+
+    ``nadam`` is :class:`torch.optim.NAdam`, whose ``momentum_decay`` is Keras' Nadam
+    ``schedule_decay`` (0.004 in DSen2-CR): both use ``mu_t = beta1 (1 - 0.5 * 0.96^(t psi))``.
+    ``momentum`` is only used by ``sgd``; ``betas`` by the Adam family.
+    """
+
+    name: Literal["adam", "adamw", "nadam", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = 0.0
+    momentum_decay: NonNegativeFloat = 0.004
+    momentum: NonNegativeFloat = 0.9
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
+
+
+class SchedulerConfig(_Section):
+    """``scheduler``: learning-rate schedule.
+
+    ``step``: :class:`~torch.optim.lr_scheduler.StepLR` (``lr *= gamma`` every ``step_size``
+    intervals); ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` over
+    ``t_max`` intervals (null: ``trainer.max_epochs`` for ``interval: epoch``, the trainer's
+    total optimizer steps for ``interval: step``) down to ``eta_min``.
+    """
+
+    name: Literal["none", "step", "cosine"] = "none"
+    step_size: PositiveInt = 5
+    gamma: PositiveFloat = 0.5
+    interval: Literal["epoch", "step"] = "epoch"
+    t_max: PositiveInt | None = None
+    eta_min: NonNegativeFloat = 0.0
+
+
+class TrainerConfig(_Section):
+    """``trainer``: Lightning Trainer settings (see :class:`lightning.pytorch.Trainer`).
+
+    At least one of ``max_steps`` / ``max_epochs`` must be set (training stops at whichever
+    comes first). ``devices`` > 1 or ``num_nodes`` > 1 with ``strategy: auto`` runs DDP.
+    ``checkpoint_every_n_steps`` also writes ``checkpoints/last.ckpt`` every N optimizer steps
+    (besides after each validation), so a killed run loses at most N steps; null disables it.
+    """
+
+    max_steps: PositiveInt | None = None
+    max_epochs: PositiveInt | None = None
+    devices: PositiveInt | Literal["auto"] = 1
+    num_nodes: PositiveInt = 1
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"] = "auto"
+    precision: str = "32-true"
+    val_check_interval: PositiveInt | PositiveFloat | None = None
+    check_val_every_n_epoch: PositiveInt | None = 1
+    log_every_n_steps: PositiveInt = 50
+    limit_val_batches: NonNegativeInt | NonNegativeFloat | None = None
+    gradient_clip_val: PositiveFloat | None = None
+    deterministic: bool = False
+    checkpoint_every_n_steps: PositiveInt | None = 1000
+    num_sanity_val_steps: NonNegativeInt = 2
+    enable_progress_bar: bool = True
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value: Any) -> str:
+        text = str(value)
+        if text not in PRECISIONS:
+            raise ValueError(f"must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        return text
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> TrainerConfig:
+        if self.max_steps is None and self.max_epochs is None:
+            raise ValueError("set trainer.max_steps or trainer.max_epochs (or both)")
+        return self
+
+
+class MetricsConfig(_Section):
+    """``metrics``: metric protocol of the validation PSNR / SSIM / MAE
+    (:data:`cloudfree.metrics.METRIC_PROTOCOLS`; default ``uncrtaints``)."""
+
+    protocol: str = "uncrtaints"
+
+
+class TrainConfig(_Section):
+    """A complete training configuration (see the module docstring)."""
+
+    name: str | None = None
+    description: str | None = None
+    model: ModelConfig
+    data: DataConfig = Field(default_factory=DataConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    seed: NonNegativeInt = 0
+    out: str | None = None
+
+    @property
+    def run_name(self) -> str:
+        """The recipe / run name, else the model name (used for the default run directory)."""
+        return self.name or self.model.name
+
+
+# --------------------------------------------------------------------------- error messages
+def _section_class(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model of the section at ``path`` (None inside free-form dicts)."""
+    cls: type[BaseModel] = TrainConfig
+    for part in path:
+        field = cls.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        cls = annotation
+    return cls
+
+
+def _format_error(err: Mapping[str, Any]) -> str:
+    loc = tuple(err.get("loc", ()))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    if err.get("type") == "extra_forbidden":
+        section = _section_class(loc[:-1])
+        valid = sorted(section.model_fields) if section is not None else []
+        where = f"of '{'.'.join(map(str, loc[:-1]))}'" if loc[:-1] else "at the top level"
+        hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return f"unknown key '{dotted}'{did_you_mean}; valid keys {where}: {', '.join(valid)}"
+    if err.get("type") == "missing":
+        return f"'{dotted}' is required"
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    if "input" in err and err.get("type") not in ("model_type", "dict_type"):
+        return f"{dotted}: {msg} (got {err['input']!r})"
+    return f"{dotted}: {msg}"
+
+
+def validation_error_message(exc: ValidationError, source: str | None = None) -> str:
+    """One readable line from a pydantic :class:`ValidationError` (all problems, '; '-joined)."""
+    parts = [_format_error(e) for e in exc.errors()]
+    prefix = f"{source}: " if source else ""
+    return prefix + "invalid training configuration: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- raw mappings
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``raw[a][b][c] = value`` for ``key = "a.b.c"``, creating missing mappings.
+
+    Raises:
+        ConfigError: an empty key part, or a part that is a non-mapping value.
+    """
+    parts = key.split(".")
+    if not key or any(not p.strip() for p in parts):
+        raise ConfigError(f"bad configuration key {key!r} (expected e.g. 'optimizer.lr')")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"cannot set {key!r}: '{where}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``raw`` with each dotted ``key: value`` of ``overrides`` applied in order."""
+    out = copy.deepcopy(dict(raw))
+    for key, value in overrides.items():
+        set_dotted(out, key, value)
+    return out
+
+
+def load_yaml_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML configuration file into a mapping (no validation yet)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "configuration file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputFileError(p, f"is not valid YAML ({exc})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputFileError(p, f"a configuration must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def build_config(
+    raw: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    data_root: str | Path | None = None,
+    out: str | Path | None = None,
+    source: str | None = None,
+) -> TrainConfig:
+    """Validate ``raw`` (after ``overrides``, then ``data_root`` / ``out``) into a config.
+
+    ``data_root`` and ``out`` (the CLI's ``--data`` / ``--out``) win over the file and
+    over ``--set``. ``source`` names the file or recipe in error messages.
+
+    Raises:
+        ConfigError: one line naming every invalid or unknown key (with the valid keys of its
+            section) and bad value.
+    """
+    merged = apply_overrides(raw, overrides or {})
+    if data_root is not None:
+        set_dotted(merged, "data.root", str(data_root))
+    if out is not None:
+        merged["out"] = str(out)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(validation_error_message(exc, source)) from None
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    """The configuration as YAML (section order kept), as written to ``<run>/config.yaml``."""
+    data = config.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+# --------------------------------------------------------------------------- defaults
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """A copy with the defaults that depend on the model filled in: ``data.protocol`` and
+    ``data.bands`` (from the model's registry entry), an absolute ``data.root``."""
+    info = model_info(config.model.name)
+    data = config.data.model_copy(
+        update={
+            "protocol": config.data.protocol or info.protocol,
+            "bands": config.data.bands if config.data.bands is not None else info.bands,
+            "root": str(Path(config.data.root).expanduser().resolve())
+            if config.data.root
+            else None,
+        }
+    )
+    return config.model_copy(update={"data": data})
+
+
+def model_info(name: str) -> Any:
+    """The registry entry of model ``name`` (:class:`ConfigError` listing the registered ones
+    when unknown)."""
+    from cloudfree.models import get_model_info, list_models
+
+    if name not in list_models():
+        raise ConfigError(
+            f"model.name: unknown model {name!r}; registered models: {', '.join(list_models())}"
+        )
+    return get_model_info(name)
+
+
+# --------------------------------------------------------------------------- recipes
+_RECIPE_SUFFIX = ".yaml"
+
+
+def _recipes_dir() -> Any:
+    return importlib.resources.files("cloudfree.train").joinpath("recipes")
+
+
+def list_recipes() -> dict[str, str]:
+    """Shipped recipe names mapped to their one-line description (sorted by name)."""
+    out: dict[str, str] = {}
+    for entry in sorted(_recipes_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(_RECIPE_SUFFIX) and not entry.name.startswith("."):
+            raw = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+            out[entry.name[: -len(_RECIPE_SUFFIX)]] = str(raw.get("description") or "")
+    return out
+
+
+def recipe_path(name: str) -> Any:
+    """The resource (a path-like :class:`importlib.resources.abc.Traversable`) of recipe
+    ``name``.
+
+    Raises:
+        ConfigError: no such recipe (the message lists the shipped ones).
+    """
+    entry = _recipes_dir().joinpath(f"{name}{_RECIPE_SUFFIX}")
+    if not name or "/" in name or not entry.is_file():
+        known = ", ".join(list_recipes()) or "none"
+        hint = difflib.get_close_matches(name, list(list_recipes()), n=1)
+        did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(f"unknown recipe {name!r}{did_you_mean}; shipped recipes: {known}")
+    return entry
+
+
+def recipe_text(name: str) -> str:
+    """The YAML text of recipe ``name`` (comments included, as ``cloudfree recipes show``)."""
+    return recipe_path(name).read_text(encoding="utf-8")
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """The raw mapping of recipe ``name`` (validate with :func:`build_config`)."""
+    raw = yaml.safe_load(recipe_text(name)) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe {name!r} is not a YAML mapping")
+    return raw
+
+
+def describe_keys(section: str | None = None) -> list[str]:
+    """Valid dotted keys of ``section`` (all sections when None), for help texts."""
+    cls = TrainConfig if section is None else _section_class(tuple(section.split(".")))
+    if cls is None:
+        raise ConfigError(f"{section!r} is not a configuration section")
+    prefix = f"{section}." if section else ""
+    keys: list[str] = []
+    for name in cls.model_fields:
+        sub = _section_class((*section.split("."), name) if section else (name,))
+        if sub is not None:
+            keys.extend(describe_keys(f"{prefix}{name}"))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys

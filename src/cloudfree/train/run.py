@@ -1,0 +1,475 @@
+"""Run a training: validate the config, build data and model, assemble the Lightning Trainer.
+
+:func:`prepare_run` does every check that can fail *before* training starts, in order of cost:
+
+1. the config alone (:func:`check_config`): model and loss names, data root, protocols, band
+   set, cloud-mask method, ``init_weights`` path, run-directory state (a fresh run refuses a
+   directory that already holds a run; ``resume`` needs ``checkpoints/last.ckpt``);
+2. the datasets: both splits are built (an empty split raises :class:`DatasetError`) and their
+   first samples are read (unreadable files, a crop larger than the patches);
+3. the model: built, its optical input width compared with the band set, ``init_weights``
+   loaded (a pretrained directory of another model, or an official checkpoint that does not
+   convert, raises :class:`ConfigError`).
+
+:func:`train` then seeds everything (``pl.seed_everything(seed, workers=True)``, before the
+model is built), writes ``<run>/config.yaml`` (the resolved config) and fits. Layout of a run
+directory (other tools, e.g. ``cloudfree evaluate --checkpoint RUN``, rely on it)::
+
+    <run>/config.yaml                                   resolved config
+    <run>/weights/best/{model.safetensors,config.json}  best val/loss weights (save_pretrained)
+    <run>/weights/final/{model.safetensors,config.json} weights at the end
+    <run>/checkpoints/last.ckpt, best.ckpt              Lightning checkpoints (resume)
+    <run>/metrics.csv                                   CSVLogger
+    <run>/tensorboard/                                  only when tensorboard is installed
+
+Reproducibility: the same config and seed give bit-identical weights on CPU (same machine,
+same torch thread count; GPU kernels may be non-deterministic unless
+``trainer.deterministic``), whatever ``data.num_workers``; a run resumed from
+``checkpoints/last.ckpt``, even one killed mid-epoch, continues exactly as the uninterrupted
+run (weights and ``metrics.csv`` rows), see :mod:`cloudfree.train.datamodule` and
+:class:`~cloudfree.train.callbacks.RNGStateCheckpoint`.
+
+Multi-process: ``devices > 1`` (or ``num_nodes > 1``) uses DDP; Lightning re-launches the
+command line for the other local ranks (``python -m cloudfree train ...`` works), and under
+``torchrun`` it picks up the torchelastic environment (``trainer.devices`` then defaults to
+``LOCAL_WORLD_SIZE``; ``trainer.num_nodes`` must match). Only global rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from cloudfree.errors import CloudfreeError, ConfigError, DatasetError, InputFileError
+from cloudfree.io.atomic import atomic_write_text
+from cloudfree.train.config import (
+    TrainConfig,
+    build_config,
+    config_to_yaml,
+    load_yaml_config,
+    model_info,
+    resolve_config,
+)
+from cloudfree.train.datamodule import CloudRemovalDataModule, TrainSampleDataset, build_datasets
+
+__all__ = [
+    "PreparedRun",
+    "TrainResult",
+    "build_trainer",
+    "check_config",
+    "default_run_dir",
+    "load_init_weights",
+    "load_run_config",
+    "prepare_run",
+    "train",
+]
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+WEIGHTS_DIR = "weights"
+LAST_CKPT = "last.ckpt"
+BEST_CKPT_NAME = "best"
+#: Environment variable through which rank 0 hands its run directory to the DDP processes
+#: Lightning re-launches (their default ``runs/<name>-<timestamp>`` could differ).
+RUN_DIR_ENV = "CLOUDFREE_TRAIN_RUN_DIR"
+
+
+# --------------------------------------------------------------------------- helpers
+def _env_rank_is_zero() -> bool:
+    """Global rank 0 according to the launcher's environment (before Lightning starts):
+    torchrun's ``RANK``, SLURM's ``SLURM_PROCID``, else Lightning's ``NODE_RANK`` and
+    ``LOCAL_RANK`` (set for the processes it launches itself)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
+    return int(os.environ.get("NODE_RANK", 0)) == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+def _is_launched_child() -> bool:
+    """A process re-launched by Lightning's DDP launcher (it sets LOCAL_RANK > 0)."""
+    return int(os.environ.get("LOCAL_RANK", 0)) > 0 and "TORCHELASTIC_RUN_ID" not in os.environ
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>`` (``name``: the recipe or the model).
+
+    DDP processes re-launched by Lightning take rank 0's directory from :data:`RUN_DIR_ENV`;
+    with several SLURM tasks the job id, under torchrun the rendezvous id replace the
+    timestamp (they are the same in every process); torchrun without an id needs ``--out``.
+    """
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and _is_launched_child():
+        return Path(inherited)
+    if int(os.environ.get("SLURM_NTASKS", 1)) > 1 and "SLURM_JOB_ID" in os.environ:
+        return Path("runs") / f"{config.run_name}-slurm{os.environ['SLURM_JOB_ID']}"
+    if "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        run_id = os.environ["TORCHELASTIC_RUN_ID"]
+        if run_id and run_id != "none":
+            return Path("runs") / f"{config.run_name}-{run_id}"
+        raise ConfigError(
+            "under torchrun without a rendezvous id, pass --out RUN (the same path on every node)"
+        )
+    return Path("runs") / f"{config.run_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_config(config: TrainConfig) -> None:
+    """Checks that need the registries or the file system but no data loading or model
+    building (see the module docstring). Raises :class:`ConfigError` / :class:`DatasetError`."""
+    from cloudfree.bands import get_band_set
+    from cloudfree.cloudmask.dispatch import CLOUD_MASK_METHODS
+    from cloudfree.losses import build_loss
+    from cloudfree.metrics import get_metric_protocol
+    from cloudfree.normalization import get_protocol
+
+    info = model_info(config.model.name)
+    if info.temporal:
+        raise ConfigError(
+            f"model.name: {config.model.name!r} is a multi-temporal model; the trainer handles "
+            "mono-temporal SEN12MS-CR models only"
+        )
+    try:
+        build_loss(config.loss.name, **config.loss.kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"loss: {exc}") from None
+    d = config.data
+    if d.root is None:
+        raise ConfigError("data.root is not set; pass --data ROOT (or set data.root)")
+    if not Path(d.root).is_dir():
+        raise ConfigError(f"data.root: {d.root} does not exist or is not a directory")
+    for key, check, value in (
+        ("data.protocol", get_protocol, d.protocol or info.protocol),
+        ("data.bands", get_band_set, d.bands if d.bands is not None else info.bands),
+        ("metrics.protocol", get_metric_protocol, config.metrics.protocol),
+    ):
+        try:
+            check(value)
+        except CloudfreeError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    if d.cloud_mask_method not in CLOUD_MASK_METHODS:
+        raise ConfigError(
+            f"data.cloud_mask_method: unknown method {d.cloud_mask_method!r}; valid: "
+            f"{', '.join(CLOUD_MASK_METHODS)}"
+        )
+    if config.model.init_weights is not None and not Path(config.model.init_weights).exists():
+        raise ConfigError(f"model.init_weights: {config.model.init_weights} does not exist")
+    if config.data.augment.rot90 and config.data.patch_size is None:
+        # whole SEN12MS-CR patches are square, but other data may not be: require a crop
+        raise ConfigError("data.augment.rot90 needs a square training crop: set data.patch_size")
+
+
+def load_init_weights(model: nn.Module, config: TrainConfig) -> None:
+    """Load ``config.model.init_weights`` into ``model`` (strictly).
+
+    A directory is read as :func:`~cloudfree.models.save_pretrained` output and must name
+    ``config.model.name``; a file is converted with
+    :func:`~cloudfree.models.load_official_checkpoint` for that model.
+
+    Raises:
+        ConfigError: weights of another model, a checkpoint that does not convert, or weights
+            whose shapes do not fit ``model.kwargs``.
+    """
+    from cloudfree.models import load_official_checkpoint, load_pretrained, read_pretrained_config
+
+    name = config.model.name
+    path = Path(str(config.model.init_weights))
+    try:
+        if path.is_dir():
+            saved = read_pretrained_config(path)
+            if saved["name"] != name:
+                raise ConfigError(
+                    f"model.init_weights: {path} holds weights of model {saved['name']!r}, "
+                    f"but model.name is {name!r}"
+                )
+            source = load_pretrained(path)
+        elif path.is_file():
+            source = load_official_checkpoint(name, path, **config.model.kwargs)
+        else:
+            raise ConfigError(f"model.init_weights: {path} does not exist")
+    except ConfigError as exc:
+        if str(exc).startswith("model.init_weights"):
+            raise
+        raise ConfigError(
+            f"model.init_weights: {path} is not usable for model {name!r}: {exc}"
+        ) from None
+    except InputFileError as exc:
+        raise ConfigError(
+            f"model.init_weights: {path} is not usable for model {name!r}: {exc.problem}"
+        ) from None
+    try:
+        model.load_state_dict(source.state_dict(), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(
+            f"model.init_weights: the weights in {path} do not fit model {name!r} with "
+            f"kwargs {config.model.kwargs}: {first}"
+        ) from None
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The raw ``config.yaml`` of an existing run (the base config of ``--resume``)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {CONFIG_FILE}; is this a cloudfree training run?")
+    return load_yaml_config(path)
+
+
+# --------------------------------------------------------------------------- preparation
+@dataclass
+class PreparedRun:
+    """Everything :func:`train` needs, checked and built."""
+
+    config: TrainConfig
+    run_dir: Path
+    model: nn.Module
+    train_dataset: TrainSampleDataset
+    val_dataset: Dataset
+    resume_from: Path | None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / CHECKPOINT_DIR
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.run_dir / WEIGHTS_DIR
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
+    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
+    if resume:
+        if not last.is_file():
+            raise ConfigError(f"--resume: {last} not found (nothing to resume in {run_dir})")
+        saved_path = run_dir / CONFIG_FILE
+        if saved_path.is_file():
+            saved = build_config(load_yaml_config(saved_path), source=str(saved_path))
+            if (saved.model.name, saved.model.kwargs) != (config.model.name, config.model.kwargs):
+                raise ConfigError(
+                    f"--resume: {run_dir} trained model {saved.model.name!r} with kwargs "
+                    f"{saved.model.kwargs}; the config asks for {config.model.name!r} with "
+                    f"{config.model.kwargs}"
+                )
+        return last
+    # other ranks start while (or after) rank 0 writes config.yaml: only rank 0 checks
+    fresh_check = _env_rank_is_zero()
+    if fresh_check and run_dir.exists() and (last.exists() or (run_dir / CONFIG_FILE).exists()):
+        raise ConfigError(
+            f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+            "another --out"
+        )
+    return None
+
+
+def prepare_run(
+    config: TrainConfig, *, resume: bool = False, run_dir: str | Path | None = None
+) -> PreparedRun:
+    """Check ``config``, build the datasets and the model (see the module docstring).
+
+    ``run_dir`` defaults to ``config.out``, else :func:`default_run_dir`. Seeds everything
+    with ``config.seed`` before building the model, so the initial weights are reproducible.
+    """
+    cfg = resolve_config(config)
+    check_config(cfg)
+    out = Path(run_dir) if run_dir is not None else Path(cfg.out or default_run_dir(cfg))
+    cfg = cfg.model_copy(update={"out": str(out)})
+    resume_from = _check_run_dir(out, cfg, resume)
+
+    train_ds, val_ds = build_datasets(cfg)
+    for name, ds in (("training", train_ds), ("validation", val_ds)):
+        try:
+            ds[0]
+        except ConfigError as exc:
+            raise ConfigError(f"{name} data: {exc}") from None
+        except CloudfreeError as exc:
+            raise DatasetError(f"{name} data: {exc}") from None
+
+    from cloudfree.bands import get_band_set
+    from cloudfree.models import create_model
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = create_model(cfg.model.name, **cfg.model.kwargs)
+    n_bands = len(get_band_set(cfg.data.bands).names)
+    in_optical = getattr(model, "in_optical", None)
+    if isinstance(in_optical, int) and in_optical != n_bands:
+        raise ConfigError(
+            f"data.bands selects {n_bands} bands but model {cfg.model.name!r} takes "
+            f"{in_optical} optical channels; set model.kwargs.in_optical={n_bands} or change "
+            "data.bands"
+        )
+    if cfg.model.init_weights is not None and resume_from is None:
+        load_init_weights(model, cfg)
+    return PreparedRun(cfg, out, model, train_ds, val_ds, resume_from)
+
+
+# --------------------------------------------------------------------------- trainer
+def _devices_and_strategy(config: TrainConfig) -> tuple[Any, str, int]:
+    t = config.trainer
+    devices: Any = t.devices
+    num_nodes = t.num_nodes
+    strategy = t.strategy
+    if "TORCHELASTIC_RUN_ID" in os.environ and "WORLD_SIZE" in os.environ:
+        world = int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        if devices in (1, "auto"):
+            devices = local
+        if devices * num_nodes != world:
+            raise ConfigError(
+                f"torchrun started {world} processes ({local} per node) but trainer.devices="
+                f"{devices} x trainer.num_nodes={num_nodes} = {devices * num_nodes}; set "
+                f"trainer.num_nodes={world // max(local, 1)}"
+            )
+    many = (isinstance(devices, int) and devices > 1) or num_nodes > 1
+    if strategy == "auto" and many:
+        strategy = "ddp"
+    return devices, strategy, num_nodes
+
+
+def _tensorboard_available() -> bool:
+    """Whether ``tensorboard`` (the optional ``tb`` extra) imports."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _checkpoint_step(path: Path) -> int:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(ckpt.get("global_step", 0))
+
+
+def build_trainer(prepared: PreparedRun) -> pl.Trainer:
+    """The Lightning Trainer of a prepared run (loggers, callbacks, devices, limits)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from cloudfree.train.callbacks import (
+        ExportWeights,
+        LastCheckpoint,
+        RNGStateCheckpoint,
+        RunCSVLogger,
+    )
+
+    cfg = prepared.config
+    t = cfg.trainer
+    run_dir = prepared.run_dir
+    resume_step = _checkpoint_step(prepared.resume_from) if prepared.resume_from else None
+    loggers: list[Any] = [
+        RunCSVLogger(run_dir, resume_step=resume_step, flush_every=t.log_every_n_steps)
+    ]
+    if _tensorboard_available():
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+    extra = {
+        "protocol": cfg.data.protocol,
+        "bands": cfg.data.bands,
+        "training": {
+            "run_dir": str(run_dir),
+            "recipe": cfg.name,
+            "config": cfg.model_dump(mode="json"),
+        },
+    }
+    callbacks: list[Any] = [
+        ExportWeights(prepared.weights_dir, extra=extra),
+        RNGStateCheckpoint(),
+        ModelCheckpoint(
+            dirpath=str(prepared.checkpoint_dir),
+            filename=BEST_CKPT_NAME,
+            monitor="val/loss",
+            mode="min",
+            save_top_k=1,
+            save_last=False,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+            save_on_train_epoch_end=False,
+        ),
+        LastCheckpoint(prepared.checkpoint_dir, every_n_steps=t.checkpoint_every_n_steps),
+    ]
+    devices, strategy, num_nodes = _devices_and_strategy(cfg)
+    return pl.Trainer(
+        accelerator=t.accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        max_steps=t.max_steps if t.max_steps is not None else -1,
+        max_epochs=t.max_epochs if t.max_epochs is not None else -1,
+        val_check_interval=t.val_check_interval,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        deterministic=t.deterministic,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        enable_progress_bar=t.enable_progress_bar,
+        logger=loggers,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        use_distributed_sampler=False,
+        enable_checkpointing=True,
+    )
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run's outputs are (``is_global_zero``: this process wrote them)."""
+
+    run_dir: Path
+    best_weights: Path
+    final_weights: Path
+    last_checkpoint: Path
+    global_step: int
+    is_global_zero: bool
+    module: Any = None  # the trained CloudRemovalModule (its ``.model`` is the network)
+
+
+def train(
+    config: TrainConfig | None = None,
+    *,
+    prepared: PreparedRun | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``config`` (or an already :func:`prepare_run`-ed run) to the end.
+
+    Writes ``<run>/config.yaml`` (rank 0) before fitting; with ``resume`` continues from
+    ``<run>/checkpoints/last.ckpt`` (optimizer, scheduler, loop counters, random states and
+    the data position included).
+    """
+    if prepared is None:
+        if config is None:
+            raise ConfigError("train() needs a config or a prepared run")
+        prepared = prepare_run(config, resume=resume)
+    from cloudfree.train.module import CloudRemovalModule
+
+    cfg = prepared.config
+    if _env_rank_is_zero():
+        atomic_write_text(prepared.run_dir / CONFIG_FILE, config_to_yaml(cfg))
+    os.environ[RUN_DIR_ENV] = str(prepared.run_dir)
+    module = CloudRemovalModule(cfg, model=prepared.model)
+    datamodule = CloudRemovalDataModule(
+        cfg, train_dataset=prepared.train_dataset, val_dataset=prepared.val_dataset
+    )
+    trainer = build_trainer(prepared)
+    ckpt = str(prepared.resume_from) if prepared.resume_from is not None else None
+    with warnings.catch_warnings():
+        # resuming into a run directory that holds checkpoints is the point of resuming
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    weights = prepared.weights_dir
+    return TrainResult(
+        run_dir=prepared.run_dir,
+        best_weights=weights / "best",
+        final_weights=weights / "final",
+        last_checkpoint=prepared.checkpoint_dir / LAST_CKPT,
+        global_step=int(trainer.global_step),
+        is_global_zero=bool(trainer.is_global_zero),
+        module=module,
+    )
