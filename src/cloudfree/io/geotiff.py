@@ -23,7 +23,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -34,6 +34,7 @@ __all__ = [
     "RasterInfo",
     "RasterWriter",
     "Window",
+    "open_raster",
     "raster_info",
     "read_raster",
     "write_raster",
@@ -87,7 +88,8 @@ class Raster:
         return int(self.array.shape[2])
 
 
-def _open(path: PathLike) -> Any:
+def open_raster(path: PathLike) -> Any:
+    """``rasterio.open(path)`` with every failure raised as :class:`InputFileError`."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(p, "file not found")
@@ -95,13 +97,13 @@ def _open(path: PathLike) -> Any:
         raise InputFileError(p, "is a directory, expected a GeoTIFF file")
     try:
         return rasterio.open(p)
-    except RasterioIOError as exc:
+    except (RasterioIOError, RasterioError) as exc:
         raise InputFileError(p, f"not a readable raster ({exc})") from None
 
 
 def raster_info(path: PathLike) -> RasterInfo:
     """Read a raster's metadata only."""
-    with _open(path) as src:
+    with open_raster(path) as src:
         return RasterInfo(
             path=Path(path),
             count=src.count,
@@ -135,7 +137,7 @@ def read_raster(
         dtype: cast the array to this dtype.
     """
     p = Path(path)
-    with _open(p) as src:
+    with open_raster(p) as src:
         if expected_count is not None:
             allowed = (
                 (expected_count,) if isinstance(expected_count, int) else tuple(expected_count)

@@ -35,37 +35,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from cloudfree.bands import S1_NAMES
 from cloudfree.errors import InputFileError
-from cloudfree.io import RasterInfo
+from cloudfree.io import RasterInfo, open_raster
 
-__all__ = ["SAR_BANDS", "SarOnGrid", "open_raster"]
+__all__ = ["SAR_BANDS", "SarOnGrid"]
 
 #: Error tolerance (source pixels) of GDAL's approximate transformer: effectively exact (0 itself
 #: makes rasterio 1.4 build a warp without transformer, which fails).
 _WARP_TOLERANCE = 1e-6
 
 #: Sentinel-1 bands expected in every S1 file, in this order (backscatter in dB).
-SAR_BANDS: tuple[str, str] = ("VV", "VH")
-
-
-def open_raster(path: str | os.PathLike[str]) -> Any:
-    """``rasterio.open(path)`` with every failure raised as :class:`InputFileError`."""
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(p, "file not found")
-    if p.is_dir():
-        raise InputFileError(p, "is a directory, expected a GeoTIFF file")
-    try:
-        return rasterio.open(p)
-    except (RasterioIOError, RasterioError) as exc:
-        raise InputFileError(p, f"not a readable raster ({exc})") from None
+SAR_BANDS: tuple[str, ...] = S1_NAMES
 
 
 def _bounds(transform: Any, width: int, height: int) -> tuple[float, float, float, float]:

@@ -59,9 +59,9 @@ from rasterio.windows import Window
 from cloudfree import __version__
 from cloudfree.bands import S2_L1C, harmonize_pb04
 from cloudfree.errors import ConfigError, InputFileError
-from cloudfree.io import RasterInfo, RasterWriter, raster_info
+from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info
 from cloudfree.normalization import denormalize_optical, normalize_optical, normalize_sar
-from cloudfree.predict.align import SAR_BANDS, SarOnGrid, open_raster
+from cloudfree.predict.align import SAR_BANDS, SarOnGrid
 from cloudfree.predict.inputs import band_positions, file_band_names, resolve_optical_nodata
 from cloudfree.predict.quicklook import QuicklookCollector, save_png
 from cloudfree.predict.tiling import RowAccumulator, TileGrid
