@@ -1,31 +1,127 @@
-"""The demo smoke run (`cloudfree demo`) on a tiny synthetic dataset."""
+"""The demo (`cloudfree demo`) as a quick smoke run: every step, the outputs and their schema.
+
+The numbers of a 3-step training mean nothing; tests/test_demo_slow.py checks the default
+demo's claim (GLF-CR beats the identity and the no-SAR model inside clouds).
+"""
+
+from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cloudfree.cli import main
+from cloudfree.io import raster_info
+
+REGIONS = ("overall", "inside_clouds", "outside_clouds")
+METRICS = ("psnr", "ssim", "sam", "mae")
 
 
-def test_help_lists_the_commands():
+def _strict_json(path: Path) -> dict:
+    def refuse(value: str) -> None:
+        raise ValueError(f"non-standard JSON constant {value}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("cloudmask", "data", "demo", "evaluate"):
+    for command in ("cloudmask", "data", "demo", "evaluate", "predict", "report", "train"):
         assert command in result.output
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0 and "--quick" in result.output and "--steps" in result.output
 
 
-def test_demo_runs_end_to_end_and_can_run_again(tmp_path):
+def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--patches", "8", "--size", "32", "--seed", "1"]
-    for _ in range(2):  # a second run regenerates its own data instead of failing
+    args = ["demo", "--quick", "--out", str(out), "--seed", "1", "--quiet"]
+    for _ in range(2):  # a second run replaces the first one's output
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
+    text = result.output
+    for k in range(1, 8):
+        assert f"[{k}/7]" in text
+    assert f"report:  {(out / 'report.html').resolve()}" in text
+    closing = [line for line in text.splitlines() if "inside clouds: PSNR" in line]
+    assert [line.split()[0] for line in closing] == ["identity", "no_sar", "glf_cr"]
+
+    summary = _strict_json(out / "summary.json")
     assert summary["protocol"] == "uncrtaints"
-    identity = summary["models"]["identity"]
-    assert set(identity) == {"overall", "inside_clouds", "outside_clouds"}
-    assert set(identity["overall"]) == {"psnr", "ssim", "sam", "mae", "rmse"}
-    assert 0 < identity["overall"]["ssim"] < 1
-    # per-image CSV of the identity over all generated patches: header + 8 rows
-    assert len((out / "identity_per_image.csv").read_text().strip().splitlines()) == 9
-    assert len(list((out / "cloudmasks").glob("*.tif"))) == summary["n_images"] > 0
+    assert list(summary["models"]) == ["identity", "no_sar", "glf_cr"]
+    for entry in summary["models"].values():
+        assert set(REGIONS) <= set(entry)
+        for region in REGIONS:
+            for metric in METRICS:
+                assert isinstance(entry[region][metric], float), (region, metric)
+        assert set(entry["per_cover_bin"]) == {"0-20", "20-40", "40-60", "60-80", "80-100"}
+    assert set(summary["comparison"]) >= {"beats_identity", "beats_no_sar"}
+    assert summary["demo"]["models"]["glf_cr"]["steps"] == 3
+    assert summary["demo"]["models"]["no_sar"]["model"] == "glf_cr_no_sar"
+    assert summary["demo"]["timings_s"]["total"] > 0
+
+    # per-image table, panels, scene outputs on the optical grid
+    header = (out / "per_image.csv").read_text().splitlines()[0].split(",")
+    assert {
+        "glf_cr_inside_clouds_psnr",
+        "no_sar_inside_clouds_mae",
+        "identity_overall_ssim",
+    } <= set(header)
+    panels = json.loads((out / "panels" / "panels.json").read_text())
+    assert len(panels["samples"]) == 2
+    assert [c["key"] for c in panels["columns"]] == [
+        "cloudy",
+        "sar",
+        "glf_cr",
+        "no_sar",
+        "target",
+        "mask",
+    ]
+    cloudy = raster_info(out / "scene_input" / "scene_s2_cloudy.tif")
+    s1 = raster_info(out / "scene_input" / "scene_s1.tif")
+    assert s1.crs != cloudy.crs  # the S1 input really needs the warp
+    for name in ("scene_cloudfree.tif", "scene_cloudfree_no_sar.tif"):
+        pred = raster_info(out / name)
+        assert (pred.height, pred.width, pred.crs) == (cloudy.height, cloudy.width, cloudy.crs)
+        assert pred.count == 13
+    assert (out / "scene_quicklook.png").stat().st_size > 0
+    scene = json.loads((out / "scene.json").read_text())
+    assert len(scene["images"]) == 5
+
+    # the report: metrics table with the protocol, plot, panels, scene; self-contained
+    html = (out / "report.html").read_text()
+    for needle in (
+        "uncrtaints",
+        "Identity (cloudy input)",
+        "GLF-CR w/o SAR",
+        "GLF-CR (optical + SAR)",
+        "Inside clouds",
+        "Outside clouds",
+        "PSNR per cloud-cover bin",
+        "Test patches, from low to high cloud cover",
+        "Whole scene: before and after",
+    ):
+        assert needle in html, needle
+    assert html.count("data:image/png;base64,") == 1 + 2 * 6 + 5
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+
+    # `cloudfree report` rebuilds it from the demo's directory
+    again = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "r.html")])
+    assert again.exit_code == 0, again.output
+    assert "Whole scene: before and after" in (tmp_path / "r.html").read_text()
+
+
+def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "not empty" in result.output
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args", [["--crop", "64"], ["--patches", "2"]])
+def test_demo_rejects_bad_settings(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "d"), *args])
+    assert result.exit_code != 0

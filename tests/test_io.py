@@ -106,3 +106,29 @@ def test_atomic_text_and_json(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         atomic.atomic_write_text(tmp_path / "sub" / "b.txt", "hello")
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no partial or temp file
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_usual_file_mode(tmp_path, umask):
+    """Atomic writers publish with 0666 minus the umask, as open() would, not mkstemp's 0600."""
+    import os
+
+    from PIL import Image
+
+    from cloudfree.io.atomic import atomic_write_text
+    from cloudfree.models import create_model, save_pretrained
+    from cloudfree.predict.quicklook import save_png
+
+    model = create_model("glf_cr", width=16, num_blocks=1, layers_per_block=1, growth=8)
+    old = os.umask(umask)
+    try:
+        paths = [
+            atomic_write_text(tmp_path / "a.txt", "x"),
+            write_raster(tmp_path / "a.tif", _array(), crs=CRS, transform=TRANSFORM),
+            save_png(Image.new("RGB", (4, 4)), tmp_path / "a.png"),
+            save_pretrained(model, tmp_path / "w") / "model.safetensors",
+        ]
+    finally:
+        os.umask(old)
+    for p in paths:
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p

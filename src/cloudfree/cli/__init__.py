@@ -38,9 +38,10 @@ def _register() -> None:
     from cloudfree.cli.evaluate_cmd import evaluate
     from cloudfree.cli.models_cmd import models
     from cloudfree.cli.predict_cmd import predict
+    from cloudfree.cli.report_cmd import report
     from cloudfree.cli.train_cmd import recipes, train
 
-    for command in (cloudmask, data, demo, evaluate, models, predict, recipes, train):
+    for command in (cloudmask, data, demo, evaluate, models, predict, recipes, report, train):
         main.add_command(command)
 
 

@@ -1,5 +1,12 @@
-"""Atomic writes of small text files (CSV, JSON): a temporary file in the target directory,
-renamed onto the final name only when complete, so a reader never sees a partial file."""
+"""Atomic writes: a temporary file in the target directory, renamed onto the final name only
+when complete, so a reader never sees a partial file.
+
+:func:`temporary_sibling` and :func:`publish` are the two halves every writer of the package
+uses (GeoTIFFs, PNGs, weights, text); :func:`atomic_write_text` / :func:`atomic_write_json`
+do both for small text files. ``tempfile.mkstemp`` creates its file with mode 0600; the
+published file gets the mode a plain ``open(path, "w")`` would give it (0666 minus the umask),
+so outputs stay readable by the user's group as usual.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +16,52 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write_json", "atomic_write_text", "publish", "temporary_sibling"]
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_sibling(final: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
+    """A new empty hidden file ``.<name>.<random><suffix>`` next to ``final`` (its directory
+    is created) for a writer to fill before :func:`publish`."""
+    target = Path(final)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def publish(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> Path:
+    """Give the complete temporary file ``tmp`` the usual file mode and rename it onto
+    ``final`` (atomic on one file system); return ``final``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, final)
+    return Path(final)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8, no newline translation) to ``path`` atomically; return the path."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    tmp = temporary_sibling(final)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-        os.replace(tmp, final)
+        publish(tmp, final)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
     return final
 
 

@@ -13,7 +13,6 @@ optionally converts the finished file to a Cloud-Optimized GeoTIFF.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from cloudfree.errors import InputFileError
+from cloudfree.io.atomic import publish, temporary_sibling
 
 __all__ = [
     "Raster",
@@ -170,13 +170,6 @@ def read_raster(
     return raster
 
 
-def _temp_path(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp.tif", dir=final.parent)
-    os.close(fd)
-    return Path(name)
-
-
 class RasterWriter:
     """Write a GeoTIFF window by window, atomically.
 
@@ -232,7 +225,7 @@ class RasterWriter:
         self._dst: Any = None
 
     def __enter__(self) -> RasterWriter:
-        self._tmp = _temp_path(self.path)
+        self._tmp = temporary_sibling(self.path, ".tmp.tif")
         self._dst = rasterio.open(self._tmp, "w", **self._profile)
         if self._descriptions is not None:
             for i, d in enumerate(self._descriptions, start=1):
@@ -258,7 +251,7 @@ class RasterWriter:
             if exc_type is None:
                 if self.cog:
                     self._to_cog()
-                os.replace(self._tmp, self.path)
+                publish(self._tmp, self.path)
         finally:
             if self._tmp.exists():
                 self._tmp.unlink()
@@ -266,7 +259,7 @@ class RasterWriter:
 
     def _to_cog(self) -> None:
         assert self._tmp is not None
-        cog_tmp = _temp_path(self.path)
+        cog_tmp = temporary_sibling(self.path, ".tmp.tif")
         try:
             rasterio.shutil.copy(
                 self._tmp,

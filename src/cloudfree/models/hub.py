@@ -27,7 +27,7 @@ from torch import nn
 
 from cloudfree import __version__
 from cloudfree.errors import ConfigError, InputFileError
-from cloudfree.io.atomic import atomic_write_json
+from cloudfree.io.atomic import atomic_write_json, publish, temporary_sibling
 from cloudfree.models._registry import create_model
 
 __all__ = [
@@ -68,10 +68,10 @@ def save_pretrained(
     out.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share storage (tied parameters)
     state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / f".{WEIGHTS_NAME}.tmp"
+    tmp = temporary_sibling(out / WEIGHTS_NAME)
     try:
         save_file(state, str(tmp), metadata={"format": "pt", "name": cfg["name"]})
-        os.replace(tmp, out / WEIGHTS_NAME)
+        publish(tmp, out / WEIGHTS_NAME)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from cloudfree.io.atomic import publish, temporary_sibling
 
 __all__ = ["QuicklookCollector", "render_side_by_side", "save_png"]
 
@@ -106,13 +107,11 @@ def render_side_by_side(before: np.ndarray, after: np.ndarray) -> object:
 def save_png(image: object, path: str | os.PathLike[str]) -> Path:
     """Write a ``PIL.Image`` as PNG atomically; return the path."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp.png", dir=final.parent)
-    os.close(fd)
+    tmp = temporary_sibling(final, ".tmp.png")
     try:
         image.save(tmp, format="PNG")  # type: ignore[attr-defined]
-        os.replace(tmp, final)
+        publish(tmp, final)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
     return final

@@ -1,0 +1,207 @@
+"""Reports (`cloudfree report RUN_DIR`): from a fake summary, from a real evaluation with
+panels, and rendered by headless Chromium when it is installed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cloudfree.cli import main
+from cloudfree.errors import InputFileError
+from cloudfree.report import build_report, load_report_inputs, select_by_cover
+from cloudfree.report.panels import mask_image, percentile_stretch, rgb_image, sar_image
+from cloudfree.report.plots import cover_bin_table
+
+BINS = ["0-20", "20-40", "40-60", "60-80", "80-100"]
+TINY = {"width": 16, "num_blocks": 1, "layers_per_block": 1, "growth": 8}
+
+
+def _metrics(psnr: float, mae: float) -> dict[str, float]:
+    return {"psnr": psnr, "ssim": 0.5 + psnr / 100, "sam": 40 - psnr, "mae": mae, "rmse": 2 * mae}
+
+
+def _entry(base: float) -> dict[str, Any]:
+    per_bin = {b: {"n": 2, **_metrics(base + 5 - i, 0.01 * (i + 1))} for i, b in enumerate(BINS)}
+    per_bin["40-60"] = {"n": 0, **{k: math.nan for k in ("psnr", "ssim", "sam", "mae", "rmse")}}
+    return {
+        "overall": _metrics(base + 4, 0.02),
+        "inside_clouds": _metrics(base, 0.05),
+        "outside_clouds": _metrics(base + 10, 0.01),
+        "per_cover_bin": per_bin,
+    }
+
+
+def _fake_run(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "protocol": "uncrtaints",
+        "protocol_description": "UnCRtainTS img_metrics",
+        "split": "test",
+        "n_images": 8,
+        "sam_units": "degrees",
+        "cover_bins": BINS,
+        "models": {"identity": _entry(15.0), "no_sar": _entry(24.0), "glf_cr": _entry(26.5)},
+    }
+    summary["models"]["identity"]["inside_clouds"]["sam"] = math.nan  # a NaN cell
+    (d / "summary.json").write_text(json.dumps(summary, allow_nan=True))
+    cols = ["id", "cloud_cover", "cover_bin"] + [
+        f"{m}_{r}_{k}"
+        for m in ("identity", "no_sar", "glf_cr")
+        for r in ("overall", "inside_clouds", "outside_clouds")
+        for k in ("psnr", "ssim", "sam", "mae", "rmse")
+    ]
+    with open(d / "per_image.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for i in range(8):
+            cover = i / 8
+            row = [f"p{i}", cover, BINS[min(4, int(cover * 5))]]
+            row += [20.0 + i if c.endswith("psnr") else 0.1 for c in cols[3:]]
+            w.writerow(row)
+    return d
+
+
+def test_report_from_a_fake_summary(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path / "run")
+    path = build_report(run)
+    assert path == run / "report.html"
+    text = path.read_text()
+    assert "uncrtaints" in text and "UnCRtainTS img_metrics" in text
+    for label in ("Identity (cloudy input)", "GLF-CR w/o SAR", "GLF-CR"):
+        assert label in text
+    assert "26.50" in text and "15.00" in text  # inside-clouds PSNR, 2 decimals
+    assert "&ndash;" in text  # the NaN cell
+    assert 'class="best">26.50' in text  # best inside-clouds PSNR in bold
+    assert "Inside clouds" in text and "Outside clouds" in text
+    assert "better</b> inside clouds" in text  # GLF-CR vs no-SAR sentence
+    # self-contained: the plot is embedded, nothing is fetched from the network
+    assert text.count("data:image/png;base64,") == 1
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert (run / "psnr_per_cover_bin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cover_bin_table_overall_and_inside() -> None:
+    run_summary = {"cover_bins": BINS, "models": {"a": _entry(10.0)}}
+    labels, counts, values = cover_bin_table(run_summary)
+    assert labels == BINS and counts == [2, 2, 0, 2, 2]
+    assert values["a"][0] == 15.0 and values["a"][2] is None
+    rows = [{"cover_bin": "0-20", "a_inside_clouds_psnr": "12"}, {"cover_bin": "0-20"}]
+    _, counts, values = cover_bin_table(run_summary, rows, "inside_clouds")
+    assert counts[0] == 2 and values["a"][0] == 12.0 and values["a"][1] is None
+
+
+def test_report_needs_a_summary(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="cloudfree evaluate --checkpoint"):
+        load_report_inputs(tmp_path)
+    (tmp_path / "summary.json").write_text('{"protocol": "x"}')
+    with pytest.raises(InputFileError, match="models"):
+        load_report_inputs(tmp_path)
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "not found" in result.output
+
+
+def test_report_cli(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path / "run")
+    out = tmp_path / "elsewhere" / "r.html"
+    result = CliRunner().invoke(main, ["report", str(run), "--out", str(out), "--title", "T1"])
+    assert result.exit_code == 0, result.output
+    assert str(out.resolve()) in result.output
+    assert "<title>T1</title>" in out.read_text()
+    bad = CliRunner().invoke(main, ["report", str(run), "--data", str(tmp_path)])
+    assert bad.exit_code == 2 and "--panels" in bad.output
+
+
+def test_panel_helpers() -> None:
+    assert select_by_cover([0.5, 0.1, 0.9, 0.3, 0.7], 3) == [1, 0, 2]
+    assert select_by_cover([0.2, 0.1], 5) == [1, 0]
+    assert select_by_cover([0.2], 0) == []
+    img = np.random.default_rng(0).uniform(0, 1, (13, 8, 8))
+    names = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10"]
+    names += ["B11", "B12"]
+    rgb = rgb_image(img, names, percentile_stretch(img[[3, 2, 1]]))
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8 and rgb.max() == 255
+    assert sar_image(np.stack([img[0] - 10, img[1] - 20])).shape == (8, 8, 3)
+    m = mask_image(np.eye(4, dtype=bool), np.ones((4, 4), dtype=bool))
+    assert tuple(m[0, 0]) == (245, 245, 245) and tuple(m[0, 1]) == (59, 130, 246)
+
+
+def test_report_of_an_evaluation_with_panels(tmp_path: Path) -> None:
+    """`cloudfree evaluate --checkpoint` output + `cloudfree report --panels N`."""
+    from cloudfree.models import create_model, save_pretrained
+    from cloudfree.synth import write_sen12mscr_synthetic
+
+    data = tmp_path / "data"
+    write_sen12mscr_synthetic(data, patches=12, size=32, seed=4)
+    weights = save_pretrained(create_model("glf_cr", **TINY), tmp_path / "weights")
+    ev = tmp_path / "eval"
+    args = ["evaluate", "--checkpoint", str(weights), "--data", str(data), "--out", str(ev)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, ["report", str(ev), "--panels", "2"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((ev / "panels" / "panels.json").read_text())
+    assert [c["key"] for c in manifest["columns"]] == ["cloudy", "sar", "glf_cr", "target", "mask"]
+    covers = [s["cloud_cover"] for s in manifest["samples"]]
+    assert len(covers) == 2 and covers == sorted(covers)
+    text = (ev / "report.html").read_text()
+    assert "Test patches, from low to high cloud cover" in text
+    assert text.count("data:image/png;base64,") == 1 + 2 * 5
+
+
+def _chromium() -> str | None:
+    for name in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(name).exists():
+            return name
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (/usr/bin/chromium)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """A person's view: the page renders with its images (no broken image, no blank page)."""
+    from PIL import Image
+
+    run = _fake_run(tmp_path / "run")
+    report = build_report(run)
+    shot = tmp_path / "shot.png"
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [
+            str(_chromium()),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=1200,1400",
+            report.resolve().as_uri(),
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        dom = subprocess.run(
+            [*cmd[:-3], "--dump-dom", report.resolve().as_uri()],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            text=True,
+        ).stdout
+    assert "GLF-CR w/o SAR" in dom and "PSNR per cloud-cover bin" in dom
+    img = np.asarray(Image.open(shot).convert("RGB"))
+    assert img.shape[:2] == (1400, 1200)
+    # not blank: text and the table's shading, and the plot's blue GLF-CR bars
+    assert (img.min(axis=2) < 128).mean() > 0.005
+    blue = (img[..., 2] > 180) & (img[..., 0] < 80) & (img[..., 1] < 140)
+    assert blue.sum() > 3000, "the embedded plot did not render"
+    shutil.rmtree(tmp_path / "run")
