@@ -125,3 +125,19 @@ def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
 def test_demo_rejects_bad_settings(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "d"), *args])
     assert result.exit_code != 0
+
+
+def test_demo_device_cuda(tmp_path: Path) -> None:
+    """`--device cuda`: a clear error without CUDA (before any output), a full run with it."""
+    import torch
+
+    out = tmp_path / "d"
+    args = ["demo", "--quick", "--quiet", "--out", str(out), "--device", "cuda"]
+    result = CliRunner().invoke(main, args)
+    if not torch.cuda.is_available():
+        assert result.exit_code == 1 and "CUDA is not available" in result.output
+        assert not out.exists()
+        pytest.skip("no CUDA device here: the GPU run itself is not exercised")
+    assert result.exit_code == 0, result.output
+    summary = _strict_json(out / "summary.json")
+    assert "CUDA" in summary["setup"]["training (both)"]

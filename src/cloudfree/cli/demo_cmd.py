@@ -58,6 +58,11 @@ def _d(text: str, name: str) -> str:
 @click.option(
     "--workers", type=click.IntRange(min=0), help=_d("Training data-loader processes", "workers")
 )
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    help="Train, evaluate and predict on the CPU or one GPU [default: cpu].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out: Path, quick: bool, quiet: bool, **options: Any) -> None:
     """Run the built-in demo on synthetic data (no data or weights needed).
