@@ -205,3 +205,32 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     blue = (img[..., 2] > 180) & (img[..., 0] < 80) & (img[..., 1] < 140)
     assert blue.sum() > 3000, "the embedded plot did not render"
     shutil.rmtree(tmp_path / "run")
+
+
+def test_panel_captions_say_when_a_patch_has_no_cloud(tmp_path: Path) -> None:
+    from cloudfree.report.html import _panels_section
+
+    manifest = {
+        "columns": [{"key": "cloudy", "label": "Cloudy"}, {"key": "glf_cr", "label": "GLF-CR"}],
+        "samples": [
+            {
+                "id": "clear",
+                "cloud_cover": 0.0,
+                "images": {},
+                "metrics": {"identity": None, "glf_cr": None},
+            },
+            {
+                "id": "cloudy",
+                "cloud_cover": 0.8,
+                "images": {},
+                "metrics": {
+                    "identity": {"psnr": 12.0, "mae": 0.2},
+                    "glf_cr": {"psnr": 30.25, "mae": 0.02},
+                },
+            },
+        ],
+    }
+    text = _panels_section(manifest, tmp_path, {"protocol": "uncrtaints"})
+    assert text.count("no pixel inside clouds") == 2
+    assert "30.2 dB, MAE 0.020" in text and "12.0 dB, MAE 0.200" in text
+    assert text.index("clear") < text.index("cloudy</b>")

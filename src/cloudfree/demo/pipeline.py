@@ -123,7 +123,7 @@ class DemoSettings:
     """
 
     out: Path = Path("demo_output")
-    patches: int = 96
+    patches: int = 192
     size: int = 64
     steps: int = 900
     batch_size: int = 8

@@ -331,9 +331,12 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
                 else "(missing)"
             )
             caption = ""
-            m = metrics.get("identity" if key == "cloudy" else key)
+            name = "identity" if key == "cloudy" else key
+            m = metrics.get(name)
             if isinstance(m, Mapping) and finite_or_none(m.get("psnr")) is not None:
                 caption = f"{m['psnr']:.1f} dB, MAE {m['mae']:.3f}"
+            elif name in metrics and key != "target":
+                caption = f"no pixel {html.escape(region)}"
             out.append(f"<td>{img}{caption}</td>")
         out.append("</tr>")
     out.append("</table>")
