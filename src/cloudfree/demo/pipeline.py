@@ -366,25 +366,24 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> No
 def _scene_metrics(
     paths: Mapping[str, Path], clear: Path, mask: Path, protocol: str
 ) -> dict[str, dict[str, float | None]]:
-    """PSNR / SSIM / SAM / MAE inside the scene's true cloud mask for each image vs ``clear``."""
+    """PSNR / SSIM / SAM / MAE of each scene GeoTIFF (S2 DN) against ``clear``, over the
+    pixels inside the scene's true cloud mask that are valid in both files."""
     import numpy as np
     import torch
 
+    from cloudfree.evaluate import read_reflectance
     from cloudfree.io import read_raster
     from cloudfree.metrics import image_metrics
 
-    def reflectance(path: Path) -> torch.Tensor:
-        r = read_raster(path)
-        arr = r.array.astype(np.float32)
-        if not np.issubdtype(r.array.dtype, np.floating):
-            arr /= 10000.0
-        return torch.from_numpy(np.clip(np.nan_to_num(arr), 0.0, 1.0))[None]
-
-    cloud = torch.from_numpy(read_raster(mask).array[0] == 1)[None, None]
-    target = reflectance(clear)
+    target, target_valid = read_reflectance(clear)
+    cloud = (read_raster(mask).array[0] == 1) & target_valid
     out: dict[str, dict[str, float | None]] = {}
     for key, path in paths.items():
-        m = image_metrics(reflectance(path), target, protocol, cloud)
+        pred, valid = read_reflectance(path)
+        region = torch.from_numpy(np.ascontiguousarray(cloud & valid))[None, None]
+        m = image_metrics(
+            torch.from_numpy(pred[None]), torch.from_numpy(target[None]), protocol, region
+        )
         out[key] = {k: float(m[k][0]) for k in ("psnr", "ssim", "sam", "mae")}
     return _strict(out)
 

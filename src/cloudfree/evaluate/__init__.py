@@ -13,6 +13,7 @@ from cloudfree.evaluate.directory import (
     evaluate_directories,
     find_rasters,
     pair_files,
+    read_reflectance,
     write_metrics_csv,
 )
 from cloudfree.evaluate.model_eval import (
@@ -39,6 +40,7 @@ __all__ = [
     "find_rasters",
     "load_model_for_evaluation",
     "pair_files",
+    "read_reflectance",
     "per_image_columns",
     "resolve_weights_dir",
     "write_evaluation",

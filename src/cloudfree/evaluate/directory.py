@@ -30,6 +30,7 @@ __all__ = [
     "evaluate_directories",
     "find_rasters",
     "pair_files",
+    "read_reflectance",
     "write_metrics_csv",
 ]
 
@@ -106,8 +107,13 @@ def center_crop(array: np.ndarray, size: int | None) -> np.ndarray:
     return array[..., y : y + size, x : x + size]
 
 
-def _read_reflectance(path: Path, band_set: BandSet | None) -> tuple[np.ndarray, np.ndarray]:
-    """Reflectance ``[C, H, W]`` in [0, 1] and validity ``[H, W]`` of one DN file."""
+def read_reflectance(
+    path: str | os.PathLike[str], band_set: BandSet | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reflectance ``[C, H, W]`` in [0, 1] and validity ``[H, W]`` of one Sentinel-2 DN
+    GeoTIFF (``uncrtaints`` scaling: clip to [0, 10000], divide by 10000; NaN or nodata in
+    any band is invalid). ``band_set`` slices a 13-band file (or checks a file of exactly
+    those bands)."""
     raster = read_raster(path)
     arr = raster.array
     if band_set is not None:
@@ -189,8 +195,8 @@ def evaluate_directories(
     pairs = pair_files(pred_dir, target_dir)
     rows: list[dict[str, float | str]] = []
     for name, pred_path, target_path in pairs:
-        p, p_valid = _read_reflectance(pred_path, band_set)
-        t, t_valid = _read_reflectance(target_path, band_set)
+        p, p_valid = read_reflectance(pred_path, band_set)
+        t, t_valid = read_reflectance(target_path, band_set)
         if p.shape != t.shape:
             raise InputFileError(
                 pred_path,
