@@ -132,3 +132,18 @@ def test_outputs_get_the_usual_file_mode(tmp_path, umask):
         os.umask(old)
     for p in paths:
         assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
+
+
+def test_atomic_csv_round_trips_floats_exactly(tmp_path):
+    import csv
+    import math
+
+    from cloudfree.io.atomic import atomic_write_csv
+
+    rows = [{"id": "a", "x": 0.1 + 0.2, "y": float("nan")}, {"id": "b", "x": 1e-300, "y": 3}]
+    path = atomic_write_csv(tmp_path / "t.csv", ["id", "x", "y"], rows)
+    back = list(csv.DictReader(open(path, newline="")))
+    assert [r["id"] for r in back] == ["a", "b"]
+    assert float(back[0]["x"]) == 0.1 + 0.2 and math.isnan(float(back[0]["y"]))
+    assert float(back[1]["x"]) == 1e-300 and back[1]["y"] == "3.0"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]

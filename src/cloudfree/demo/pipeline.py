@@ -40,8 +40,6 @@ The output directory is refused when it holds anything but an earlier demo's out
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import shutil
@@ -54,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudfree.errors import ConfigError
-from cloudfree.io.atomic import atomic_write_json, atomic_write_text
+from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 
 __all__ = [
     "DEMO_MODELS",
@@ -352,17 +350,6 @@ def _merge_rows(results: Mapping[str, Any]) -> tuple[list[str], list[dict[str, A
     return columns, rows
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(
-            [row[c] if isinstance(row[c], str) else repr(float(row[c])) for c in columns]
-        )
-    atomic_write_text(path, buffer.getvalue())
-
-
 def _scene_metrics(
     paths: Mapping[str, Path], clear: Path, mask: Path, protocol: str
 ) -> dict[str, dict[str, float | None]]:
@@ -501,7 +488,7 @@ def run_demo(
     for key in DEMO_MODELS:
         models[key] = evals[key].summary["models"][DEMO_MODELS[key]]
     columns, rows = _merge_rows(evals)
-    _write_csv(out / "per_image.csv", columns, rows)
+    atomic_write_csv(out / "per_image.csv", columns, rows)
 
     # 4. panels ----------------------------------------------------------------------
     t = step(f"panels of {s.panels} test patches, from low to high cloud cover")

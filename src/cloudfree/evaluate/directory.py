@@ -7,8 +7,6 @@ pixel values are Sentinel-2 DN (reflectance x 10000), scaled to [0, 1] by clippi
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -20,7 +18,7 @@ import torch
 from cloudfree.bands import BandSet, get_band_set
 from cloudfree.errors import CloudfreeError, DatasetError, InputFileError
 from cloudfree.io import read_raster
-from cloudfree.io.atomic import atomic_write_text
+from cloudfree.io.atomic import atomic_write_csv
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
 from cloudfree.normalization import normalize_optical
 
@@ -129,10 +127,6 @@ def read_reflectance(
     return norm.array, norm.valid
 
 
-def _format(value: float) -> str:
-    return repr(float(value))
-
-
 def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, float | str]]) -> Path:
     """Write per-image rows (columns :data:`CSV_COLUMNS`) to ``path`` atomically.
 
@@ -140,12 +134,7 @@ def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, flo
     ``nan`` and ``inf`` as such). The file appears only when complete: it is written to a
     temporary name in the same directory and renamed.
     """
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([row["id"], *(_format(float(row[k])) for k in CSV_COLUMNS[1:])])
-    return atomic_write_text(path, buffer.getvalue())
+    return atomic_write_csv(path, CSV_COLUMNS, rows)
 
 
 def evaluate_directories(

@@ -36,8 +36,6 @@ Conventions (the summary repeats the essentials, so a report states how it was m
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -54,7 +52,7 @@ from cloudfree.bands import get_band_set
 from cloudfree.data.sampling import COVER_BINS, assign_cover_bins, cover_bin_labels
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.evaluate.directory import center_crop
-from cloudfree.io.atomic import atomic_write_json, atomic_write_text
+from cloudfree.io.atomic import atomic_write_csv, atomic_write_json
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
 from cloudfree.normalization import denormalize_optical, get_protocol
 
@@ -489,15 +487,7 @@ def write_evaluation(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputFileError(out, "is a file; the evaluation output must be a directory")
-    columns = result.columns
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for row in result.rows:
-        writer.writerow(
-            [row[c] if isinstance(row[c], str) else repr(float(row[c])) for c in columns]
-        )
-    csv_path = atomic_write_text(out / PER_IMAGE_CSV, buffer.getvalue())
+    csv_path = atomic_write_csv(out / PER_IMAGE_CSV, result.columns, result.rows)
     json_path = atomic_write_json(out / SUMMARY_JSON, _jsonable(result.summary))
     return csv_path, json_path
 

@@ -10,13 +10,23 @@ so outputs stay readable by the user's group as usual.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_json", "atomic_write_text", "publish", "temporary_sibling"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_csv",
+    "atomic_write_json",
+    "atomic_write_text",
+    "publish",
+    "temporary_sibling",
+]
 
 
 def _umask() -> int:
@@ -51,18 +61,40 @@ def publish(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> Path:
     return Path(final)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8, no newline translation) to ``path`` atomically; return the path."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path."""
     final = Path(path)
     tmp = temporary_sibling(final)
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        tmp.write_bytes(data)
         publish(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
     return final
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8, no newline translation) to ``path`` atomically; return the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_csv(
+    path: str | os.PathLike[str],
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+) -> Path:
+    """Write ``rows`` (dicts keyed by ``columns``) as CSV atomically; return the path.
+
+    Strings are written as they are, every other value as ``repr(float(value))``: the
+    shortest text that reads back to the same float (``nan`` and ``inf`` as such).
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([v if isinstance(v := row[c], str) else repr(float(v)) for c in columns])
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def atomic_write_json(path: str | os.PathLike[str], payload: Any, *, indent: int = 2) -> Path:

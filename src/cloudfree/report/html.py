@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudfree.errors import InputFileError
-from cloudfree.io.atomic import atomic_write_text
+from cloudfree.io.atomic import atomic_write_bytes, atomic_write_text
 from cloudfree.report.panels import PANELS_DIR, PANELS_JSON
 from cloudfree.report.plots import cover_bin_figure, finite_or_none
 
@@ -180,16 +180,16 @@ def _fmt(value: Any, digits: int) -> str:
     return "&ndash;" if v is None else f"{v:.{digits}f}"
 
 
-def _data_uri(path: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
 def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _data_uri(path: Path) -> str | None:
+    """The PNG file at ``path`` as a data URI (None when it cannot be read)."""
+    try:
+        return _png_uri(path.read_bytes())
+    except OSError:
+        return None
 
 
 def _metrics_table(summary: Mapping[str, Any]) -> str:
@@ -452,17 +452,11 @@ def build_report(
 ) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``) and the
     cover-bin plot beside it (``psnr_per_cover_bin.png``); return the report's path."""
-    from cloudfree.predict.quicklook import save_png
-
     inputs = load_report_inputs(run_dir)
     target = Path(out) if out is not None else inputs.run_dir / REPORT_HTML
     if target.is_dir():
         raise InputFileError(target, "is a directory, expected the report's file name")
     labels = {n: model_label(n, inputs.summary) for n in inputs.summary["models"]}
     plot = cover_bin_figure(inputs.summary, inputs.rows, labels)
-    import io
-
-    from PIL import Image
-
-    save_png(Image.open(io.BytesIO(plot)), target.parent / PLOT_PNG)
+    atomic_write_bytes(target.parent / PLOT_PNG, plot)
     return atomic_write_text(target, render_report_html(inputs, title=title, plot_png=plot))

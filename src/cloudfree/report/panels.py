@@ -22,7 +22,6 @@ Decisions:
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -45,7 +44,6 @@ __all__ = [
     "mask_image",
     "panels_for_evaluation",
     "percentile_stretch",
-    "png_bytes",
     "render_sample_panels",
     "render_scene_images",
     "rgb_image",
@@ -156,15 +154,6 @@ def enlarge(image: np.ndarray, min_side: int = PANEL_MIN_SIDE) -> np.ndarray:
     if factor == 1:
         return image
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG encoding of ``uint8 [H, W, 3]`` (Pillow)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def save_png_array(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
