@@ -147,3 +147,19 @@ def test_atomic_csv_round_trips_floats_exactly(tmp_path):
     assert float(back[0]["x"]) == 0.1 + 0.2 and math.isnan(float(back[0]["y"]))
     assert float(back[1]["x"]) == 1e-300 and back[1]["y"] == "3.0"
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_json_compatible_converts_numpy_paths_and_nonfinite():
+    import json
+    import math
+    from pathlib import Path
+
+    from cloudfree.io.atomic import json_compatible
+
+    value = {1: (np.float32(1.5), np.int64(3), np.bool_(True)), "p": Path("a/b"), "n": math.nan}
+    out = json_compatible(value)
+    assert out == {"1": [1.5, 3, True], "p": "a/b", "n": out["n"]} and math.isnan(out["n"])
+    assert type(out["1"][1]) is int and type(out["1"][2]) is bool
+    strict = json_compatible(value, nonfinite_as_none=True)
+    assert strict["n"] is None
+    json.dumps(strict, allow_nan=False)  # strict JSON

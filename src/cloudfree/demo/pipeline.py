@@ -52,7 +52,12 @@ from pathlib import Path
 from typing import Any
 
 from cloudfree.errors import ConfigError
-from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
+from cloudfree.io.atomic import (
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    json_compatible,
+)
 
 __all__ = [
     "DEMO_MODELS",
@@ -194,14 +199,8 @@ class DemoResult:
 
 # ----------------------------------------------------------------------------------- helpers
 def _strict(value: Any) -> Any:
-    """``value`` with NaN / infinities replaced by None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    """``value`` as strict JSON (NaN / infinities as None)."""
+    return json_compatible(value, nonfinite_as_none=True)
 
 
 def _prepare_out(out: Path) -> None:

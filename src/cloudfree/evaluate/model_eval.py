@@ -52,7 +52,7 @@ from cloudfree.bands import get_band_set
 from cloudfree.data.sampling import COVER_BINS, assign_cover_bins, cover_bin_labels
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.evaluate.directory import center_crop
-from cloudfree.io.atomic import atomic_write_csv, atomic_write_json
+from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, json_compatible
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
 from cloudfree.normalization import denormalize_optical, get_protocol
 
@@ -263,18 +263,6 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(kept)) if kept else math.nan
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return str(value)
-
-
 def _region_masks(batch: dict[str, Any], shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
     b, _, h, w = shape
     valid = batch.get("valid_mask")
@@ -454,11 +442,11 @@ def evaluate_model(
             r: int(sum(not math.isnan(v) for v in values[name][r]["mae"])) for r in REGIONS
         },
         "cover_bins": labels,
-        "model": _jsonable(cfg) if cfg else {"name": name},
+        "model": json_compatible(cfg) if cfg else {"name": name},
         "cloudfree_version": __version__,
     }
     if hasattr(base, "root"):
-        summary["dataset"] = _jsonable(
+        summary["dataset"] = json_compatible(
             {
                 "name": type(base).__name__,
                 "root": str(Path(base.root).resolve()),
@@ -488,7 +476,7 @@ def write_evaluation(
     if out.exists() and not out.is_dir():
         raise InputFileError(out, "is a file; the evaluation output must be a directory")
     csv_path = atomic_write_csv(out / PER_IMAGE_CSV, result.columns, result.rows)
-    json_path = atomic_write_json(out / SUMMARY_JSON, _jsonable(result.summary))
+    json_path = atomic_write_json(out / SUMMARY_JSON, json_compatible(result.summary))
     return csv_path, json_path
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
+    "json_compatible",
     "publish",
     "temporary_sibling",
 ]
@@ -95,6 +97,26 @@ def atomic_write_csv(
     for row in rows:
         writer.writerow([v if isinstance(v := row[c], str) else repr(float(v)) for c in columns])
     return atomic_write_text(path, buffer.getvalue())
+
+
+def json_compatible(value: Any, *, nonfinite_as_none: bool = False) -> Any:
+    """``value`` with what JSON cannot hold converted: dict keys to ``str``, tuples to lists,
+    numpy scalars to Python numbers, other objects (paths, dtypes) to ``str``; with
+    ``nonfinite_as_none``, NaN and infinities become None (strict JSON, ``null``)."""
+    if isinstance(value, dict):
+        return {
+            str(k): json_compatible(v, nonfinite_as_none=nonfinite_as_none)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [json_compatible(v, nonfinite_as_none=nonfinite_as_none) for v in value]
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # numpy scalar
+    if isinstance(value, float):
+        return None if nonfinite_as_none and not math.isfinite(value) else value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
 
 
 def atomic_write_json(path: str | os.PathLike[str], payload: Any, *, indent: int = 2) -> Path:
