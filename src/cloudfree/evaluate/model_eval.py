@@ -54,6 +54,7 @@ from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.evaluate.directory import center_crop
 from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, json_compatible
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
+from cloudfree.models.api import ModelBatch, run_model, spec_of
 from cloudfree.normalization import denormalize_optical, get_protocol
 
 __all__ = [
@@ -243,18 +244,11 @@ def _model_facts(model: nn.Module, base: Dataset) -> tuple[str, str, list[str] |
             )
     elif data_bands is not None:
         band_names = list(data_bands.names)
-    if "name" in cfg:
-        from cloudfree.models import get_model_info
-
-        try:
-            temporal = get_model_info(str(cfg["name"])).temporal
-        except ConfigError:
-            temporal = False
-        if temporal:
-            raise ConfigError(
-                f"model {name!r} is multi-temporal; this evaluation feeds one cloudy image "
-                "per sample (SEN12MS-CR)"
-            )
+    if spec_of(model).inputs.temporal:
+        raise ConfigError(
+            f"model {name!r} is multi-temporal; this evaluation feeds one cloudy image "
+            "per sample (SEN12MS-CR)"
+        )
     return name, norm, band_names, cfg
 
 
@@ -306,7 +300,7 @@ def evaluate_model(
     """Metrics of ``model`` and of the identity baseline on every sample of ``dataset``.
 
     Args:
-        model: a mono-temporal model called as ``model(optical=..., sar=...)``, normally built
+        model: a mono-temporal model (called through :func:`cloudfree.models.run_model`), built
             by :func:`cloudfree.models.create_model` / ``load_pretrained`` (its
             ``cloudfree_config`` gives its name, normalisation protocol and bands). It is
             moved to ``device`` and run in eval mode under ``torch.no_grad()``; its
@@ -382,16 +376,14 @@ def evaluate_model(
                 for key in ("optical", "target", "id", "cloud_cover"):
                     if key not in batch:
                         raise DatasetError(f"samples have no {key!r} entry")
-                optical = batch["optical"].to(dev, non_blocking=True)
-                sar = batch.get("sar")
-                sar = None if sar is None else sar.to(dev, non_blocking=True)
+                inputs = ModelBatch.from_sample(batch).to(dev, non_blocking=True)
+                optical = inputs.optical
                 target = batch["target"].to(dev, non_blocking=True)
-                pred = model(optical=optical, sar=sar)
-                if not isinstance(pred, torch.Tensor) or pred.shape != target.shape:
-                    got = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred)
+                pred = run_model(model, inputs).pred
+                if pred.shape != target.shape:
                     raise ConfigError(
-                        f"model {name!r} returned {got}, expected a tensor shaped like the "
-                        f"target {tuple(target.shape)}"
+                        f"model {name!r} returned {tuple(pred.shape)}, expected a tensor shaped "
+                        f"like the target {tuple(target.shape)}"
                     )
                 masks = {
                     r: center_crop(m, crop).to(dev)

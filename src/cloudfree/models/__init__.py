@@ -4,18 +4,34 @@
 >>> model = create_model("glf_cr", width=32, num_blocks=2)        # doctest: +SKIP
 >>> pred = model(optical=cloudy, sar=sar)                          # doctest: +SKIP
 
-Every mono-temporal model is called as ``model(optical=..., sar=...)`` with ``[B, C, H, W]``
-tensors in its normalisation protocol's scaling (``get_model_info(name).protocol``) and returns
-the cloud-free optical tensor ``[B, C_opt, H, W]``; any H and W work.
+Every network is called through :func:`run_model` (``run_model(model, optical=..., sar=...,
+dates=None, time_mask=None) -> ModelOutput``), which checks the inputs against the model's
+spec (:class:`ModelSpec`, ``get_model_info(name).resolve_spec(kwargs)``); inputs are in the
+model's normalisation protocol's scaling (``get_model_info(name).protocol``); any H and W work.
+See ``docs/architecture.md`` for the contract.
 """
 
-from cloudfree.models import dsen2cr, glf_cr  # noqa: F401  (registers the models)
+from cloudfree.models import dsen2cr, glf_cr, standins  # noqa: F401  (registers the models)
 from cloudfree.models._registry import (
+    STANDIN_TAG,
     ModelInfo,
     create_model,
     get_model_info,
     list_models,
     register_model,
+)
+from cloudfree.models.api import (
+    DATE_EPOCH,
+    TASK_KINDS,
+    CloudRemovalModel,
+    InputSpec,
+    ModelBatch,
+    ModelOutput,
+    ModelSpec,
+    OutputSpec,
+    days_since_epoch,
+    run_model,
+    spec_of,
 )
 from cloudfree.models.hub import (
     load_pretrained,
@@ -26,7 +42,19 @@ from cloudfree.models.hub import (
 from cloudfree.models.official import load_official_checkpoint, read_official_state_dict
 
 __all__ = [
+    "DATE_EPOCH",
+    "STANDIN_TAG",
+    "TASK_KINDS",
+    "CloudRemovalModel",
+    "InputSpec",
+    "ModelBatch",
     "ModelInfo",
+    "ModelOutput",
+    "ModelSpec",
+    "OutputSpec",
+    "days_since_epoch",
+    "run_model",
+    "spec_of",
     "create_model",
     "get_model_info",
     "list_models",

@@ -59,6 +59,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,7 @@ from torch import Tensor, nn
 
 from cloudfree.errors import ConfigError
 from cloudfree.models._registry import register_model
+from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelSpec
 
 __all__ = [
     "DSen2CR",
@@ -102,7 +104,7 @@ class DSen2CRBlock(nn.Module):
         return f"res_scale={self.res_scale}"
 
 
-class DSen2CR(nn.Module):
+class DSen2CR(CloudRemovalModel):
     """DSen2-CR (Meraner et al., ISPRS J. 2020): residual SAR-optical cloud removal network.
 
     See the module docstring for the architecture and every decision taken.
@@ -133,8 +135,7 @@ class DSen2CR(nn.Module):
             ("width", width, 1),
             ("num_blocks", num_blocks, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"DSen2CR: {name} must be an integer >= {minimum}, got {value!r}")
+            self.check_int(name, value, minimum)
         if not math.isfinite(float(res_scale)):
             raise ConfigError(f"DSen2CR: res_scale must be finite, got {res_scale!r}")
         self.in_optical = in_optical
@@ -154,27 +155,16 @@ class DSen2CR(nn.Module):
             if isinstance(module, nn.Conv2d):
                 _he_uniform_(module)
 
-    def _check(self, name: str, x: Tensor, channels: int) -> None:
-        if x.ndim != 4 or x.shape[1] != channels:
-            raise ConfigError(
-                f"DSen2CR: {name} must have shape [B, {channels}, H, W], got {tuple(x.shape)}"
-            )
-
     def forward(self, optical: Tensor, sar: Tensor | None = None) -> Tensor:
         """Cloud-free estimate ``optical + tail(body(head(cat[optical, sar])))``.
 
         ``sar`` is required when ``in_sar > 0`` and ignored (may be None) when ``in_sar == 0``.
         """
-        self._check("optical", optical, self.in_optical)
+        self.check_image("optical", optical, self.in_optical)
         if self.in_sar > 0:
             if sar is None:
                 raise ConfigError("DSen2CR: this model needs a SAR input (in_sar > 0)")
-            self._check("sar", sar, self.in_sar)
-            if sar.shape[0] != optical.shape[0] or sar.shape[-2:] != optical.shape[-2:]:
-                raise ConfigError(
-                    "DSen2CR: optical and sar must share batch and spatial size, got "
-                    f"{tuple(optical.shape)} and {tuple(sar.shape)}"
-                )
+            self.check_image("sar", sar, self.in_sar, like=optical)
             x = torch.cat([optical, sar], dim=1)
         else:
             x = optical
@@ -243,6 +233,18 @@ def convert_official_dsen2cr(state_dict: Mapping[str, Tensor]) -> dict[str, Tens
     return out
 
 
+def dsen2cr_spec(kwargs: Mapping[str, Any]) -> ModelSpec:
+    """The contract of a :class:`DSen2CR` built with ``kwargs``: mono-temporal, ``in_optical``
+    channels, SAR when ``in_sar > 0``, no padding (all convolutions keep the size)."""
+    return ModelSpec(
+        InputSpec(
+            optical_channels=kwargs["in_optical"],
+            sar_channels=kwargs["in_sar"],
+            needs_sar=kwargs["in_sar"] > 0,
+        )
+    )
+
+
 @register_model(
     "dsen2cr",
     paper=PAPER,
@@ -251,6 +253,9 @@ def convert_official_dsen2cr(state_dict: Mapping[str, Tensor]) -> dict[str, Tens
     description="DSen2-CR: residual network on concatenated S2 + S1 (F=256, B=16), long skip",
     official_converter=convert_official_dsen2cr,
     official_repo=OFFICIAL_REPO,
+    spec=dsen2cr_spec,
+    model_class=DSen2CR,
+    default_recipe="dsen2cr",
 )
 def dsen2cr(**kwargs: object) -> DSen2CR:
     """DSen2-CR with SAR (the paper's main model); kwargs go to :class:`DSen2CR`."""
@@ -265,6 +270,9 @@ def dsen2cr(**kwargs: object) -> DSen2CR:
     description="DSen2-CR without SAR (the paper's optical-only ablation); sar is ignored",
     default_kwargs={"in_sar": 0},
     official_repo=OFFICIAL_REPO,
+    spec=dsen2cr_spec,
+    model_class=DSen2CR,
+    default_recipe="dsen2cr",
 )
 def dsen2cr_no_sar(**kwargs: object) -> DSen2CR:
     """DSen2-CR without the SAR input (``in_sar=0``); kwargs go to :class:`DSen2CR`."""

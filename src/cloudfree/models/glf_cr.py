@@ -131,6 +131,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -138,6 +139,7 @@ from torch import Tensor, nn
 
 from cloudfree.errors import ConfigError
 from cloudfree.models._registry import register_model
+from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelSpec
 from cloudfree.models.layers.drop_path import DropPath
 from cloudfree.models.layers.dynamic_filter import dynamic_filter2d, dynamic_filter2d_generated
 from cloudfree.models.layers.init import trunc_normal_
@@ -511,13 +513,7 @@ class _LocalFusion(nn.Module):
         return new_opt, torch.addcmul(x_sar, d, torch.sigmoid(self.gate_sar(d)))
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"GLFCR: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-class GLFCR(nn.Module):
+class GLFCR(CloudRemovalModel):
     """GLF-CR (Xu et al., ISPRS J. 2022) and CARF (Bui & Le 2025) cloud-removal network.
 
     See the module docstring for the architecture, the ablations and every decision taken.
@@ -570,7 +566,7 @@ class GLFCR(nn.Module):
             ("window_size", window_size, 1),
             ("dyn_kernel", dyn_kernel, 1),
         ):
-            _check_int(name, value, minimum)
+            self.check_int(name, value, minimum)
         if variant not in VARIANTS:
             raise ConfigError(f"GLFCR: variant must be one of {sorted(VARIANTS)}, got {variant!r}")
         if growth % num_heads:
@@ -649,26 +645,12 @@ class GLFCR(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _check_inputs(self, optical: Tensor, sar: Tensor | None) -> None:
-        if optical.ndim != 4 or optical.shape[1] != self.in_optical:
-            raise ConfigError(
-                f"GLFCR: optical must have shape [B, {self.in_optical}, H, W], "
-                f"got {tuple(optical.shape)}"
-            )
-        if not optical.is_floating_point():
-            raise ConfigError(f"GLFCR: optical must be a float tensor, got {optical.dtype}")
+        self.check_image("optical", optical, self.in_optical)
         if not self.uses_sar:
             return
         if sar is None:
             raise ConfigError(f"GLFCR: variant {self.variant!r} needs a SAR input")
-        if sar.ndim != 4 or sar.shape[1] != self.in_sar:
-            raise ConfigError(
-                f"GLFCR: sar must have shape [B, {self.in_sar}, H, W], got {tuple(sar.shape)}"
-            )
-        if sar.shape[0] != optical.shape[0] or sar.shape[-2:] != optical.shape[-2:]:
-            raise ConfigError(
-                "GLFCR: optical and sar must share batch and spatial size, got "
-                f"{tuple(optical.shape)} and {tuple(sar.shape)}"
-            )
+        self.check_image("sar", sar, self.in_sar, like=optical)
 
     @staticmethod
     def _pad(x: Tensor, ph: int, pw: int) -> Tensor:
@@ -806,7 +788,27 @@ def convert_official_glf_cr(state_dict: Mapping[str, Tensor]) -> dict[str, Tenso
 
 
 # ---------------------------------------------------------------------- registry
-_COMMON = dict(protocol="glf_cr", bands="all", official_converter=convert_official_glf_cr)
+def glf_cr_spec(kwargs: Mapping[str, Any]) -> ModelSpec:
+    """The contract of a :class:`GLFCR` built with ``kwargs``: mono-temporal, ``in_optical`` +
+    ``in_sar`` channels (SAR unused by the ``no_sar`` ablation), padded to a multiple of
+    twice the window size (space-to-depth x2, then windows)."""
+    return ModelSpec(
+        InputSpec(
+            optical_channels=kwargs["in_optical"],
+            sar_channels=kwargs["in_sar"],
+            needs_sar=kwargs["variant"] != "no_sar",
+            spatial_multiple=2 * kwargs["window_size"],
+        )
+    )
+
+
+_COMMON = dict(
+    protocol="glf_cr",
+    bands="all",
+    official_converter=convert_official_glf_cr,
+    spec=glf_cr_spec,
+    model_class=GLFCR,
+)
 
 
 @register_model(
@@ -814,6 +816,7 @@ _COMMON = dict(protocol="glf_cr", bands="all", official_converter=convert_offici
     paper=PAPER_GLF_CR,
     description="GLF-CR: two-stream RDN + Swin with SAR-guided attention and dynamic-filter fusion",
     official_repo=REPO_GLF_CR,
+    default_recipe="glf_cr",
     **_COMMON,  # type: ignore[arg-type]
 )
 def glf_cr(**kwargs: object) -> GLFCR:
@@ -827,6 +830,7 @@ def glf_cr(**kwargs: object) -> GLFCR:
     description="GLF-CR ablation 'Concat': one stream on optical+SAR channels, no fusion blocks",
     default_kwargs={"variant": "concat"},
     official_repo=REPO_GLF_CR,
+    default_recipe="glf_cr",
     **_COMMON,  # type: ignore[arg-type]
 )
 def glf_cr_concat(**kwargs: object) -> GLFCR:
@@ -840,6 +844,7 @@ def glf_cr_concat(**kwargs: object) -> GLFCR:
     description="GLF-CR ablation 'w/o SAR': optical stream only; sar is ignored",
     default_kwargs={"variant": "no_sar"},
     official_repo=REPO_GLF_CR,
+    default_recipe="glf_cr",
     **_COMMON,  # type: ignore[arg-type]
 )
 def glf_cr_no_sar(**kwargs: object) -> GLFCR:
@@ -853,6 +858,7 @@ def glf_cr_no_sar(**kwargs: object) -> GLFCR:
     description="GLF-CR ablation 'w/o STL': no Swin layers (no global interaction), SLFC kept",
     default_kwargs={"variant": "no_stl"},
     official_repo=REPO_GLF_CR,
+    default_recipe="glf_cr",
     **_COMMON,  # type: ignore[arg-type]
 )
 def glf_cr_no_stl(**kwargs: object) -> GLFCR:
@@ -866,6 +872,7 @@ def glf_cr_no_stl(**kwargs: object) -> GLFCR:
     description="GLF-CR ablation 'w/o GF': Swin layers without the SAR-to-optical attention gate",
     default_kwargs={"variant": "no_gf"},
     official_repo=REPO_GLF_CR,
+    default_recipe="glf_cr",
     **_COMMON,  # type: ignore[arg-type]
 )
 def glf_cr_no_gf(**kwargs: object) -> GLFCR:
@@ -879,6 +886,7 @@ def glf_cr_no_gf(**kwargs: object) -> GLFCR:
     description="GLF-CR ablation 'w/o DF': SLFC gates on unfiltered SAR features (no DFG)",
     default_kwargs={"variant": "no_df"},
     official_repo=REPO_GLF_CR,
+    default_recipe="glf_cr",
     **_COMMON,  # type: ignore[arg-type]
 )
 def glf_cr_no_df(**kwargs: object) -> GLFCR:
@@ -892,6 +900,7 @@ def glf_cr_no_df(**kwargs: object) -> GLFCR:
     description="CARF network: GLF-CR whose SAR stream gets no shifted-window mask",
     default_kwargs={"sar_shift_mask": False},
     official_repo=REPO_CARF,
+    default_recipe="carf",
     **_COMMON,  # type: ignore[arg-type]
 )
 def carf(**kwargs: object) -> GLFCR:

@@ -60,6 +60,7 @@ from cloudfree import __version__
 from cloudfree.bands import S2_L1C, harmonize_pb04
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info
+from cloudfree.models.api import run_model
 from cloudfree.normalization import denormalize_optical, normalize_optical, normalize_sar
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid
 from cloudfree.predict.inputs import band_positions, file_band_names, resolve_optical_nodata
@@ -451,9 +452,9 @@ class _SceneRun:
         xo = torch.from_numpy(np.stack(opt)).to(dev)
         xs = torch.from_numpy(np.stack(sar)).to(dev)
         with torch.inference_mode():
-            y = self.loaded.model(optical=xo, sar=xs)
-        if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(xo.shape):
-            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            y = run_model(self.loaded.model, optical=xo, sar=xs).pred
+        if tuple(y.shape) != tuple(xo.shape):
+            shape = tuple(y.shape)
             raise ConfigError(
                 f"model {self.loaded.name!r} returned {shape} for an optical input of shape "
                 f"{tuple(xo.shape)}; predict needs an output of the input's shape"

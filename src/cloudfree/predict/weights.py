@@ -11,8 +11,8 @@ Decisions:
 * ``weights`` that is a **file** is an official checkpoint: ``name`` is required and the model is
   built by :func:`cloudfree.models.load_official_checkpoint` with ``kwargs``.
 * The normalisation protocol and the optical band set are the config's (pretrained) or the
-  registry entry's (official). When the model exposes ``in_optical`` (DSen2-CR, GLF-CR), its
-  channel count must equal the band set's size.
+  registry entry's (official). The optical channel count of the model's spec
+  (:func:`cloudfree.models.spec_of`) must equal the band set's size.
 * The weights' SHA-256 (of ``model.safetensors`` or of the checkpoint file) is recorded in every
   output's tags.
 """
@@ -82,8 +82,10 @@ def resolve_device(
 
 
 def _check_channels(model: nn.Module, bands: BandSet, name: str, where: Path) -> None:
-    n = getattr(model, "in_optical", None)
-    if isinstance(n, int) and n != len(bands):
+    from cloudfree.models import spec_of
+
+    n = spec_of(model).inputs.optical_channels
+    if n is not None and n != len(bands):
         raise InputFileError(
             where,
             f"model {name!r} takes {n} optical channels but its band set has {len(bands)} "
@@ -151,7 +153,11 @@ def load_model(
         model_name, protocol, bands = name, info.protocol, get_band_set(info.bands)
         sha = weights_sha256(p)
         source, path = "official", p
-    if get_model_info(model_name).temporal:
+    if (
+        get_model_info(model_name)
+        .resolve_spec(getattr(model, "cloudfree_config", {}).get("kwargs"))
+        .inputs.temporal
+    ):
         raise ConfigError(f"model {model_name!r} is multi-temporal; predict takes one date")
     _check_channels(model, bands, model_name, path)
     model.eval()

@@ -221,6 +221,7 @@ def render_sample_panels(
     import torch
 
     from cloudfree.metrics import image_metrics
+    from cloudfree.models import run_model
     from cloudfree.normalization import denormalize_sar
 
     out = Path(out_dir)
@@ -253,7 +254,8 @@ def render_sample_panels(
                 preds = {}
                 for key, model in models.items():
                     model.eval()
-                    preds[key] = model(optical=s["optical"][None], sar=s["sar"][None]).float()
+                    result = run_model(model, optical=s["optical"][None], sar=s["sar"][None])
+                    preds[key] = result.pred.float()
                 items.append({"sample": s, "preds": preds})
     finally:
         for key, model in models.items():

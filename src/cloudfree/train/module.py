@@ -101,7 +101,9 @@ class CloudRemovalModule(pl.LightningModule):
             **config.model.kwargs)``.
 
     The batch is a collated sample dict of :mod:`cloudfree.data` (``optical``, ``sar``,
-    ``target``, masks, ``id``); the model is called as ``model(optical=..., sar=...)``.
+    ``target``, masks, ``id``); the model is called through
+    :func:`cloudfree.models.run_model` (inputs checked against its spec) and the loss
+    receives the prediction and the batch.
     """
 
     def __init__(self, config: TrainConfig | dict[str, Any], model: nn.Module | None = None):
@@ -123,12 +125,15 @@ class CloudRemovalModule(pl.LightningModule):
             {name: torchmetrics.MeanMetric(nan_strategy="ignore") for name in VAL_METRICS}
         )
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> torch.Tensor:
-        return self.model(optical=optical, sar=sar)
+    def forward(self, batch: dict[str, Any]) -> Any:
+        """The model's :class:`~cloudfree.models.ModelOutput` for a collated batch."""
+        from cloudfree.models import ModelBatch, run_model
+
+        return run_model(self.model, ModelBatch.from_sample(batch))
 
     # ----------------------------------------------------------------------- steps
     def _shared_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        pred = self(batch["optical"], batch["sar"])
+        pred = self(batch).pred
         loss = self.loss_fn(pred, batch)
         return pred, loss
 

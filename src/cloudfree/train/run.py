@@ -292,13 +292,13 @@ def prepare_run(
             raise DatasetError(f"{name} data: {exc}") from None
 
     from cloudfree.bands import get_band_set
-    from cloudfree.models import create_model
+    from cloudfree.models import create_model, spec_of
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = create_model(cfg.model.name, **cfg.model.kwargs)
     n_bands = len(get_band_set(cfg.data.bands).names)
-    in_optical = getattr(model, "in_optical", None)
-    if isinstance(in_optical, int) and in_optical != n_bands:
+    in_optical = spec_of(model).inputs.optical_channels
+    if in_optical is not None and in_optical != n_bands:
         raise ConfigError(
             f"data.bands selects {n_bands} bands but model {cfg.model.name!r} takes "
             f"{in_optical} optical channels; set model.kwargs.in_optical={n_bands} or change "
