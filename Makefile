@@ -1,4 +1,5 @@
-# Two commands: `make demo` and `make test`. Both create .venv when it is missing.
+# Two commands: `make demo` and `make test` (plus `make lint`, which CI runs first).
+# All create .venv when it is missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,9 +28,11 @@ demo: $(STAMP)
 	$(BIN)/cloudfree --help
 	$(BIN)/cloudfree demo --out demo_output
 
+# ruff (style, then formatting) and the layering contracts of pyproject's [tool.importlinter]
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -47,3 +47,14 @@ def test_pb04_harmonisation_is_explicit_and_keeps_nodata():
     out = harmonize_pb04(dn)
     np.testing.assert_array_equal(out[0, 0], [0, 0, 0, 2500])
     assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize(("name", "expected"), [("B2", 1), ("b02", 1), (" b8a ", 8), ("B12", 12)])
+def test_position_accepts_the_names_subset_accepts(name, expected):
+    assert S2_L1C.position(name) == expected
+    assert S2_L1C.subset([name]).indices == (expected,)  # the same name, the same band
+
+
+def test_position_of_a_band_outside_the_set_names_it():
+    with pytest.raises(ConfigError, match=r"band 'B8' is not in this .* \['B04', 'B03', 'B02'\]"):
+        S2_RGB.position("B8")

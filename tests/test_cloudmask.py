@@ -29,13 +29,10 @@ TAGS = ["sen12mscr_ROIs1970_fall_139_p839_cloudy", "synthetic"]
 
 
 @pytest.fixture(scope="module")
-def parity(shared_dir):
+def parity(shared_path):
     from safetensors.numpy import load_file
 
-    path = shared_dir / "parity" / "cloudmask" / "io.safetensors"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    return load_file(str(path))
+    return load_file(str(shared_path("parity/cloudmask/io.safetensors")))
 
 
 def _scene(h: int = 32, w: int = 32, value: int = 500) -> np.ndarray:

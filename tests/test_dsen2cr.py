@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from cloudfree.errors import ConfigError
-from cloudfree.models import create_model, get_model_info
+from cloudfree.models import create_model, load_official_checkpoint
 from cloudfree.models.dsen2cr import DSen2CR, convert_official_dsen2cr
+from cloudfree.normalization import normalize_optical
 
 FULL_SIZE_PARAMS = 18_947_341
 
@@ -49,11 +52,8 @@ def _to_official(state: dict[str, torch.Tensor], num_blocks: int) -> dict[str, t
 
 
 @pytest.fixture(scope="module")
-def case_dir(shared_dir: Path) -> Path:
-    d = shared_dir / "parity" / "dsen2cr"
-    if not (d / "case.json").is_file():
-        pytest.skip("parity/dsen2cr not available")
-    return d
+def case_dir(shared_path: Callable[[str], Path]) -> Path:
+    return shared_path("parity/dsen2cr/case.json").parent
 
 
 def test_parity_with_official_port(case_dir: Path) -> None:
@@ -266,15 +266,27 @@ def test_no_sar_variant_ignores_sar() -> None:
     assert out.shape == optical.shape
 
 
-def test_registry_entries() -> None:
-    info = get_model_info("dsen2cr")
-    assert info.protocol == "dsen2cr" and info.bands == "all"
-    assert info.official_converter is convert_official_dsen2cr
-    assert info.official_repo == "ameraner/dsen2-cr"
-    assert "Meraner" in info.paper
-    assert get_model_info("dsen2cr_no_sar").protocol == "dsen2cr"
-    model = create_model("dsen2cr", width=8, num_blocks=1)
-    assert isinstance(model, DSen2CR) and model.cloudfree_config["protocol"] == "dsen2cr"
+def test_registry_loads_the_official_layout_and_scales_dn_by_2000(tmp_path) -> None:
+    """What the registry entries do (not what they say): ``load_official_checkpoint`` reads the
+    port's ``model.N.*`` layout through the registered converter into a model that computes
+    exactly what the source does, and the recorded protocol scales DN by 1/2000 (the paper's
+    input scaling, clipped at 10000 DN), for the optical-only ablation too, which has no
+    official checkpoint to convert."""
+    source = create_model("dsen2cr", width=8, num_blocks=1).eval()
+    path = tmp_path / "official.pth"
+    torch.save({"model_state_dict": _to_official(source.state_dict(), 1)}, path)
+    loaded = load_official_checkpoint("dsen2cr", path, width=8, num_blocks=1).eval()
+    assert isinstance(loaded, DSen2CR)
+    optical, sar = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(optical, sar), source(optical, sar), rtol=0, atol=0)
+    dn = np.array([[[0, 1000, 2000, 15000]]], dtype=np.uint16)
+    no_sar = create_model("dsen2cr_no_sar", width=8, num_blocks=1)
+    for model in (loaded, no_sar):
+        scaled = normalize_optical(dn, model.cloudfree_config["protocol"]).array
+        np.testing.assert_allclose(scaled[0, 0], [0.0, 0.5, 1.0, 5.0])
+    with pytest.raises(ConfigError, match="'dsen2cr_no_sar' has no converter"):
+        load_official_checkpoint("dsen2cr_no_sar", path, width=8, num_blocks=1)
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,17 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from cloudfree.errors import ConfigError
-from cloudfree.models import create_model, get_model_info
+from cloudfree.models import create_model, load_official_checkpoint
 from cloudfree.models.glf_cr import GLFCR, VARIANTS, convert_official_glf_cr
 from cloudfree.models.layers import (
     DropPath,
@@ -26,6 +28,7 @@ from cloudfree.models.layers import (
     window_partition,
     window_reverse,
 )
+from cloudfree.normalization import normalize_optical
 
 OFFICIAL_FULL_PARAMS = 14_827_373  # official RDN_residual_CR at the defaults
 DEAD_GATE_PARAMS = 96 * 96 + 96  # official opt_distribute_1x1conv[5], never used by its forward
@@ -57,11 +60,9 @@ def _unwrap(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module.").removeprefix("net_G."): v for k, v in sd.items()}
 
 
-def _case(shared_dir: Path, name: str) -> tuple[Path, dict]:
-    d = shared_dir / "parity" / name
-    if not (d / "case.json").is_file():
-        pytest.skip(f"parity/{name} not available")
-    return d, json.loads((d / "case.json").read_text())
+def _case(shared_path: Callable[[str], Path], name: str) -> tuple[Path, dict]:
+    case_file = shared_path(f"parity/{name}/case.json")
+    return case_file.parent, json.loads(case_file.read_text())
 
 
 def _load_case_model(d: Path, case: dict) -> GLFCR:
@@ -72,8 +73,8 @@ def _load_case_model(d: Path, case: dict) -> GLFCR:
 
 # --------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("case_name", ["glf_cr", "glf_cr_resize", "carf"])
-def test_parity_with_official(shared_dir: Path, case_name: str) -> None:
-    d, case = _case(shared_dir, case_name)
+def test_parity_with_official(shared_path: Callable[[str], Path], case_name: str) -> None:
+    d, case = _case(shared_path, case_name)
     model = _load_case_model(d, case)
     io = load_file(str(d / "io.safetensors"))
     with torch.no_grad():
@@ -84,9 +85,9 @@ def test_parity_with_official(shared_dir: Path, case_name: str) -> None:
     torch.testing.assert_close(pred_grad.detach(), io["output.pred"], **case["tolerance"])
 
 
-def test_carf_weights_differ_under_glf_cr_semantics(shared_dir: Path) -> None:
+def test_carf_weights_differ_under_glf_cr_semantics(shared_path: Callable[[str], Path]) -> None:
     """The carf fixture separates the two mask variants (case notes: up to 2.8e-3)."""
-    d, case = _case(shared_dir, "carf")
+    d, case = _case(shared_path, "carf")
     io = load_file(str(d / "io.safetensors"))
     sd = convert_official_glf_cr(_unwrap(d / case["checkpoint"]))
     glf = create_model("glf_cr", **case["kwargs"]).eval()
@@ -96,8 +97,8 @@ def test_carf_weights_differ_under_glf_cr_semantics(shared_dir: Path) -> None:
     assert (pred - io["output.pred"]).abs().max() > 1e-3
 
 
-def test_parity_weights_run_at_another_size(shared_dir: Path) -> None:
-    d, case = _case(shared_dir, "glf_cr")
+def test_parity_weights_run_at_another_size(shared_path: Callable[[str], Path]) -> None:
+    d, case = _case(shared_path, "glf_cr")
     model = _load_case_model(d, case)
     optical, sar = _inputs(batch=1, h=48, w=80, seed=3)
     with torch.no_grad():
@@ -113,9 +114,8 @@ def test_parity_weights_run_at_another_size(shared_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- key layout
-def _manifest(shared_dir: Path, name: str) -> dict[str, list[int]]:
-    d, _ = _case(shared_dir, name)
-    return json.loads((d / "keys_full.json").read_text())
+def _manifest(shared_path: Callable[[str], Path], name: str) -> dict[str, list[int]]:
+    return json.loads(shared_path(f"parity/{name}/keys_full.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +123,16 @@ def full_shapes() -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in GLFCR().state_dict().items()}
 
 
-def test_full_size_parameter_count(shared_dir: Path) -> None:
+def test_full_size_parameter_count() -> None:
+    """Needs no shared data: the full-size model has the official count minus the dead gate."""
     model = create_model("glf_cr")
     ours = sum(p.numel() for p in model.parameters())
     assert ours == OFFICIAL_FULL_PARAMS - DEAD_GATE_PARAMS == 14_818_061
-    manifest = _manifest(shared_dir, "glf_cr")
+
+
+def test_official_manifest_parameter_count(shared_path: Callable[[str], Path]) -> None:
+    """The official key manifest (shared parity data) holds OFFICIAL_FULL_PARAMS parameters."""
+    manifest = _manifest(shared_path, "glf_cr")
     official = sum(math.prod(shape) for k, shape in manifest.items() if not k.endswith(SIZE_TIED))
     assert official == OFFICIAL_FULL_PARAMS
 
@@ -141,9 +146,9 @@ def _mapping(official: dict[str, torch.Tensor]) -> dict[str, str | None]:
 
 @pytest.mark.parametrize("case_name", ["glf_cr", "carf"])
 def test_full_size_manifest_is_covered(
-    shared_dir: Path, case_name: str, full_shapes: dict[str, tuple[int, ...]]
+    shared_path: Callable[[str], Path], case_name: str, full_shapes: dict[str, tuple[int, ...]]
 ) -> None:
-    manifest = _manifest(shared_dir, case_name)
+    manifest = _manifest(shared_path, case_name)
     assert len(manifest) == 988
     fake = {k: torch.empty(shape, device="meta") for k, shape in manifest.items()}
     mapping = _mapping(fake)
@@ -432,16 +437,34 @@ def test_config_errors() -> None:
         model(optical, None)
 
 
-def test_registry_entries() -> None:
-    for variant, name in NAMES.items():
-        info = get_model_info(name)
-        assert info.protocol == "glf_cr" and info.bands == "all"
-        assert info.official_converter is convert_official_glf_cr
-        assert info.official_repo == "xufangchn/GLF-CR" and "GLF-CR" in info.paper
-        assert create_model(name, **SMALL).variant == variant  # type: ignore[union-attr]
-    info = get_model_info("carf")
-    assert info.official_repo == "thoailt/Cloud-Removal" and "CARF" in info.paper
-    assert create_model("carf", **SMALL).sar_shift_mask is False  # type: ignore[union-attr]
+@pytest.mark.parametrize("name", ["glf_cr", "carf"])
+def test_registry_loads_the_official_layout(name: str, tmp_path: Path) -> None:
+    """What the registry entries do (not what they say): ``load_official_checkpoint`` reads an
+    official-layout checkpoint (``{"network": ...}``, official key names) through the
+    registered converter into the registered model, which then computes exactly what the
+    source computes; its recorded protocol scales DN by 1/10000."""
+    source = create_model(name, **SMALL).eval()
+    keys = _official_names(source.num_blocks, source.layers_per_block)  # type: ignore[arg-type]
+    mapping = _mapping({k: torch.empty(0, device="meta") for k in keys})
+    ours = source.state_dict()
+    official = {k: ours[v] if v is not None else torch.zeros(3) for k, v in mapping.items()}
+    path = tmp_path / "net_CR.pth"
+    torch.save({"network": official}, path)
+    loaded = load_official_checkpoint(name, path, **SMALL).eval()
+    optical, sar = _inputs(h=32, w=48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(optical, sar), source(optical, sar), rtol=0, atol=0)
+    dn = np.array([[[0, 5000, 10000, 15000]]], dtype=np.uint16)
+    scaled = normalize_optical(dn, loaded.cloudfree_config["protocol"]).array
+    np.testing.assert_allclose(scaled[0, 0], [0.0, 0.5, 1.0, 1.0])
+
+
+@pytest.mark.parametrize(("variant", "name"), sorted(NAMES.items()))
+def test_registry_name_builds_its_variant(variant: str, name: str) -> None:
+    """Each registered name builds the network of its ablation (same parameters and shapes as
+    ``GLFCR(variant=...)``; the variants differ in them, see test_variant_structure)."""
+    built = {k: v.shape for k, v in create_model(name, **SMALL).state_dict().items()}
+    assert built == {k: v.shape for k, v in _small(variant=variant).state_dict().items()}
 
 
 def test_init_mirrors_official() -> None:

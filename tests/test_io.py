@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import rasterio
+import rasterio.errors
 from rasterio.transform import from_origin
 
 from cloudfree.errors import InputFileError
@@ -163,3 +164,22 @@ def test_json_compatible_converts_numpy_paths_and_nonfinite():
     strict = json_compatible(value, nonfinite_as_none=True)
     assert strict["n"] is None
     json.dumps(strict, allow_nan=False)  # strict JSON
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"crs": "not a crs"}, "WKT could not be parsed"),  # rasterio.open rejects the CRS
+        ({"dtype": "complex256"}, "invalid dtype"),  # no GDAL data type for it
+        ({"blocksize": 20, "height": 40, "width": 40}, "multiples of 16"),  # bad tile blocks
+    ],
+)
+def test_failed_open_leaves_nothing(tmp_path, kwargs, message):
+    """A writer whose ``__enter__`` fails removes its temporary file (nothing is left)."""
+    args = {"count": 1, "height": 8, "width": 8, "dtype": "float32", "crs": CRS}
+    args.update(kwargs)
+    path = tmp_path / "never.tif"
+    with pytest.raises((ValueError, TypeError, rasterio.errors.RasterioError), match=message):
+        with RasterWriter(path, transform=TRANSFORM, **args):
+            pytest.fail("the with block must not run")
+    assert list(tmp_path.iterdir()) == []

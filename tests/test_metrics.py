@@ -36,14 +36,11 @@ def _pair(b=2, c=13, h=24, w=20, noise=0.05, seed=0):
 
 
 @pytest.fixture(scope="module")
-def parity(shared_dir):
+def parity(shared_path):
     from safetensors.torch import load_file
 
-    d = shared_dir / "parity" / "metrics"
-    if not (d / "io.safetensors").exists():
-        pytest.skip("parity/metrics fixture not present")
-    case = json.loads((d / "case.json").read_text())
-    io = load_file(str(d / "io.safetensors"))
+    case = json.loads(shared_path("parity/metrics/case.json").read_text())
+    io = load_file(str(shared_path("parity/metrics/io.safetensors")))
     return case, io
 
 

@@ -19,8 +19,18 @@ def _sar():
     return np.stack([vv, vh])
 
 
-def test_protocol_names():
-    assert set(PROTOCOLS) == {"glf_cr", "uncrtaints", "dsen2cr", "allclear"}
+def test_every_registered_model_names_a_known_protocol():
+    """The registry and the protocol table agree: the protocol each registered model (stand-ins
+    included) declares resolves, and normalises a DN image to finite values in its range."""
+    from cloudfree.models import get_model_info, list_models
+
+    dn = np.array([[[0, 2000, 10000, 15000]]], dtype=np.uint16)
+    for name in list_models(include_standins=True):
+        protocol = get_protocol(get_model_info(name).protocol)
+        assert protocol is PROTOCOLS[protocol.name]
+        lo, hi = protocol.optical_range
+        out = normalize_optical(dn, protocol).array
+        assert np.isfinite(out).all() and lo <= out.min() and out.max() <= hi, name
     with pytest.raises(ConfigError, match="unknown normalisation protocol 'foo'"):
         get_protocol("foo")
 

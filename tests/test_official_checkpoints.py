@@ -24,10 +24,8 @@ CASES = ["glf_cr", "glf_cr_resize", "carf", "dsen2cr"]
 MODEL_OF_CASE = {"glf_cr_resize": "glf_cr"}
 
 
-def _case(shared_dir, name):
-    d = shared_dir / "parity" / name
-    if not d.is_dir():
-        pytest.skip(f"parity case {name} not present")
+def _case(shared_path, name):
+    d = shared_path(f"parity/{name}/case.json").parent
     case = json.loads((d / "case.json").read_text())
     case["model"] = MODEL_OF_CASE.get(case["name"], case["name"])
     return d, case
@@ -39,8 +37,8 @@ def _run(model, io):
 
 
 @pytest.mark.parametrize("case_name", CASES)
-def test_parity_through_load_official_checkpoint(shared_dir, case_name):
-    d, case = _case(shared_dir, case_name)
+def test_parity_through_load_official_checkpoint(shared_path, case_name):
+    d, case = _case(shared_path, case_name)
     model = load_official_checkpoint(case["model"], d / case["checkpoint"], **case["kwargs"])
     assert not model.training
     io = load_file(str(d / "io.safetensors"))
@@ -48,8 +46,8 @@ def test_parity_through_load_official_checkpoint(shared_dir, case_name):
 
 
 @pytest.mark.parametrize("case_name", CASES)
-def test_full_size_key_manifest_is_covered(shared_dir, case_name):
-    d, case = _case(shared_dir, case_name)
+def test_full_size_key_manifest_is_covered(shared_path, case_name):
+    d, case = _case(shared_path, case_name)
     manifest = json.loads((d / "keys_full.json").read_text())
     fake = {k: torch.zeros(shape) for k, shape in manifest.items()}
     converter = get_model_info(case["model"]).official_converter
@@ -58,8 +56,8 @@ def test_full_size_key_manifest_is_covered(shared_dir, case_name):
     model.load_state_dict(state, strict=True)  # every key mapped, every shape right
 
 
-def test_convert_cli_round_trip(shared_dir, tmp_path):
-    d, case = _case(shared_dir, "carf")
+def test_convert_cli_round_trip(shared_path, tmp_path):
+    d, case = _case(shared_path, "carf")
     args = [f"--arg={k}={v}" for k, v in case["kwargs"].items()]
     out = tmp_path / "carf_converted"
     result = CliRunner().invoke(
@@ -74,8 +72,8 @@ def test_convert_cli_round_trip(shared_dir, tmp_path):
     assert cfg["converted_from"] == "checkpoint.pth"
 
 
-def test_checkpoint_of_another_model_is_a_clear_error(shared_dir, tmp_path):
-    d, case = _case(shared_dir, "dsen2cr")
+def test_checkpoint_of_another_model_is_a_clear_error(shared_path, tmp_path):
+    d, case = _case(shared_path, "dsen2cr")
     with pytest.raises(InputFileError, match="not an official glf_cr checkpoint"):
         load_official_checkpoint("glf_cr", d / case["checkpoint"])
     result = CliRunner().invoke(
@@ -85,8 +83,8 @@ def test_checkpoint_of_another_model_is_a_clear_error(shared_dir, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_wrong_kwargs_are_a_clear_error(shared_dir):
-    d, case = _case(shared_dir, "dsen2cr")
+def test_wrong_kwargs_are_a_clear_error(shared_path):
+    d, case = _case(shared_path, "dsen2cr")
     with pytest.raises(InputFileError, match="do not fit dsen2cr"):
         load_official_checkpoint("dsen2cr", d / case["checkpoint"], width=64, num_blocks=3)
 

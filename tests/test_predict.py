@@ -7,6 +7,7 @@ rounding error of the tiling shows up as a difference from the input.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -132,20 +133,96 @@ def test_tile_grid_small_scene_and_bad_overlap() -> None:
         TileGrid(100, 100, 64, 40)
 
 
-def test_row_accumulator_blends_constant_exactly() -> None:
-    g = TileGrid(300, 170, 64, 16)
-    acc = RowAccumulator(2, g.width, g.tile_h, 32, g.height)
-    w = g.weights()
-    seen, rows = [], g.row_starts
+def _position_model(row: int, col: int, h: int, w: int, channels: int) -> np.ndarray:
+    """A stand-in network whose output depends on the absolute pixel *and* on the tile: the
+    value at scene pixel (y, x) of the tile at (row, col) mixes y, x with the tile's own
+    offset, so two tiles covering the same pixel disagree there."""
+    y = (row + np.arange(h))[:, None].astype(np.float64)
+    x = (col + np.arange(w))[None, :].astype(np.float64)
+    out = [
+        np.sin(0.05 * y * (k + 1)) + 0.01 * x * (k + 2) + 0.3 * math.cos(row + 2.0 * col + k)
+        for k in range(channels)
+    ]
+    return np.stack(out).astype(np.float32)
+
+
+def _pixel_flags(row: int, col: int, h: int, w: int) -> np.ndarray:
+    y = (row + np.arange(h))[:, None]
+    x = (col + np.arange(w))[None, :]
+    return ((3 * y + 5 * x) % 7).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "tile", "overlap", "block", "piece"),
+    [
+        (300, 170, 64, 16, 32, 50),  # last row and column tiles shifted; 50-column pieces
+        (45, 203, 64, 16, 16, 203),  # scene lower than a tile (tile_h = 45), whole width
+        (257, 129, 64, 0, 64, 64),  # no overlap: weights 1, the shifted tile still overlaps
+        (200, 200, 48, 24, 32, 37),  # overlap at its maximum (half the tile)
+    ],
+)
+def test_row_accumulator_matches_brute_force_blend(
+    height: int, width: int, tile: int, overlap: int, block: int, piece: int
+) -> None:
+    """Production's use of RowAccumulator (add a row band; while ready: blended/flags_of in
+    column pieces, then release) equals sum(w * pred) / sum(w) over the whole scene computed
+    naively with full-size arrays, for a model whose overlapping tiles disagree."""
+    g = TileGrid(height, width, tile, overlap)
+    assert g.row_starts[-1] == height - g.tile_h and g.col_starts[-1] == width - g.tile_w
+    channels, w = 2, g.weights().astype(np.float64)
+    num = np.zeros((channels, height, width))
+    den = np.zeros((height, width))
+    for r in g.row_starts:
+        for c in g.col_starts:
+            num[:, r : r + g.tile_h, c : c + g.tile_w] += w * _position_model(
+                r, c, g.tile_h, g.tile_w, channels
+            )
+            den[r : r + g.tile_h, c : c + g.tile_w] += w
+    expected = num / den
+
+    acc = RowAccumulator(channels, width, g.tile_h, block, height)
+    got = np.full((channels, height, width), np.nan, np.float32)
+    flags = np.zeros((height, width), np.uint8)
+    writes = np.zeros(height, int)
+    rows = g.row_starts
     for k, (r, cols) in enumerate(g.row_bands()):
         for c in cols:
-            acc.add(np.full((2, 64, 64), 3.0, np.float32), w, np.ones((64, 64), np.uint8), r, c)
+            pred = _position_model(r, c, g.tile_h, g.tile_w, channels)
+            acc.add(pred, g.weights(), _pixel_flags(r, c, g.tile_h, g.tile_w), r, c)
         nxt = rows[k + 1] if k + 1 < len(rows) else None
-        for r0, blended, flags in acc.pop_finished(nxt):
-            assert r0 % 32 == 0 and (flags == 1).all()
-            np.testing.assert_allclose(blended, 3.0, rtol=1e-6)
-            seen.append((r0, blended.shape[1]))
-    assert sum(n for _, n in seen) == 300 and seen[0][0] == 0
+        while (n := acc.ready(nxt)) > 0:
+            top = acc.top
+            assert top % block == 0 and ((top + n) % block == 0 or top + n == height)
+            for c0 in range(0, width, piece):
+                c1 = min(width, c0 + piece)
+                got[:, top : top + n, c0:c1] = acc.blended(n, c0, c1)
+                flags[top : top + n, c0:c1] = acc.flags_of(n, c0, c1)
+            writes[top : top + n] += 1
+            acc.release(n)
+    assert (writes == 1).all()  # every row written once, none left behind
+    assert acc.top == height
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=2e-6)
+    np.testing.assert_array_equal(flags, _pixel_flags(0, 0, height, width))
+    # the check has teeth: one tile alone (no blending) differs from the blend in overlaps
+    if overlap:
+        first = _position_model(0, 0, g.tile_h, g.tile_w, channels)
+        assert (
+            np.abs(
+                first[:, : g.tile_h, g.step : g.tile_w] - got[:, : g.tile_h, g.step : g.tile_w]
+            ).max()
+            > 0.01
+        )
+
+
+def test_row_accumulator_refuses_a_tile_outside_its_rows() -> None:
+    acc = RowAccumulator(1, 100, 32, 16, 200)
+    ones = np.ones((32, 32), np.float32)
+    with pytest.raises(
+        RuntimeError, match=r"tile at row 20 outside the accumulator's rows \[0, 48\)"
+    ):
+        acc.add(np.ones((1, 32, 32), np.float32), ones, ones.astype(np.uint8), 20, 0)
+    with pytest.raises(RuntimeError, match="not covered by any tile"):
+        acc.blended(4)
 
 
 # ------------------------------------------------------------------------------- identity
@@ -187,8 +264,8 @@ def test_pb04_offset_is_removed(small_scene, models_dir: Path, tmp_path: Path) -
 
 
 # ------------------------------------------------------------------------------- real data
-def test_real_sen12mscr_patch(shared_dir: Path, models_dir: Path, tmp_path: Path) -> None:
-    root = shared_dir / "data" / "sen12mscr"
+def test_real_sen12mscr_patch(shared_path, models_dir: Path, tmp_path: Path) -> None:
+    root = shared_path("data/sen12mscr")
     cloudy = root / "ROIs1970_fall_s2_cloudy/s2_cloudy_139/ROIs1970_fall_s2_cloudy_139_p839.tif"
     s1 = root / "ROIs1970_fall_s1/s1_139/ROIs1970_fall_s1_139_p839.tif"
     out = tmp_path / "real.tif"
@@ -419,7 +496,7 @@ def test_cog_output_and_quicklook(small_scene, models_dir: Path, tmp_path: Path)
 def test_band_mapping_and_rgb_model(small_scene, tmp_path: Path) -> None:
     """An RGB model fed from a 3-band file stored B02,B03,B04 (mapped with --bands)."""
     weights = tmp_path / "rgb"
-    save_pretrained(_tiny(True, in_optical=3), weights, extra={"bands": "rgb"})
+    save_pretrained(_tiny(True, in_optical=3), weights, bands="rgb")
     dn = _read(small_scene.cloudy)
     bgr = dn[[1, 2, 3]]  # B02, B03, B04
     opt = tmp_path / "bgr.tif"
@@ -544,9 +621,9 @@ def test_glf_cr_runs_on_odd_tiles(small_scene, tmp_path: Path) -> None:
     assert np.isfinite(data).all() and ((data >= 0) & (data <= 1)).all()
 
 
-def test_real_sen1floods11_epsg4326_int16(shared_dir: Path, models_dir: Path, tmp_path) -> None:
+def test_real_sen1floods11_epsg4326_int16(shared_path, models_dir: Path, tmp_path) -> None:
     """Real S2 int16 (nodata 0) and S1 (NaN nodata) in EPSG:4326: grid kept, identity exact."""
-    root = shared_dir / "data" / "sen1floods11"
+    root = shared_path("data/sen1floods11")
     s2, s1 = root / "Spain_7370579_S2Hand.tif", root / "Spain_7370579_S1Hand.tif"
     out = tmp_path / "floods.tif"
     res = _run(

@@ -510,17 +510,17 @@ def test_cli_synth_writes_dataset(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--patches", "2"], "--patches"),
-        (["--size", "15"], "--size"),
-        (["--size", "18", "--size", "17"], "multiple of 2"),
-        (["--seed", "-3"], "--seed"),
-        (["--layout", "tree"], "--layout"),
+        (["--patches", "2"], "'--patches' / '-n': 2 is not in the range x>=3"),
+        (["--size", "15"], "'--size' / '-s': 15 is not in the range x>=16"),
+        (["--size", "18", "--size", "17"], "'--size' / '-s': must be a multiple of 2, got 17"),
+        (["--seed", "-3"], "'--seed': -3 is not in the range x>=0"),
+        (["--layout", "tree"], "'--layout': 'tree' is not one of 'official', 'flat', 'both'"),
     ],
 )
 def test_cli_synth_rejects_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     res = CliRunner().invoke(main, ["data", "synth", str(tmp_path / "o"), *args])
-    assert res.exit_code != 0
-    assert message in res.output
+    assert res.exit_code == 2  # click's usage error, before anything is generated
+    assert f"Error: Invalid value for {message}" in res.output
     assert not (tmp_path / "o").exists()
 
 

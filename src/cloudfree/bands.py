@@ -76,9 +76,10 @@ class BandSet:
         return iter(self.bands)
 
     def position(self, name: str) -> int:
-        """Position of band ``name`` inside this set."""
+        """Position of band ``name`` inside this set (names canonicalised as in :meth:`subset`:
+        case-insensitive, ``B2`` is ``B02``)."""
         try:
-            return self.names.index(name.upper())
+            return self.names.index(_canonical(name))
         except ValueError:
             raise ConfigError(
                 f"band {name!r} is not in this {self.sensor} band set {list(self.names)}"

@@ -3,7 +3,7 @@
 ::
 
     cloudfree train --recipe glf_cr --data ROOT [--set key=value ...] [--out RUN] [--devices N]
-    cloudfree train --config my.yaml [--data ROOT] [--set key=value ...]
+    cloudfree train --config my.yaml [--data ROOT] [--set key=value key=value ...]
     cloudfree train --out RUN --resume [--set trainer.max_steps=20000]   # continue a run
     torchrun --nnodes 2 --nproc-per-node 4 -m cloudfree train --recipe glf_cr --data ROOT \\
         --out /shared/runs/glf --set trainer.num_nodes=2
@@ -11,7 +11,11 @@
     cloudfree recipes show dsen2cr
 
 ``--set`` takes dotted keys (``optimizer.lr=5e-4``, ``model.kwargs.width=32``), values read
-as YAML scalars. ``--devices N`` sets ``trainer.devices`` and, when N > 1, DDP. See
+as YAML scalars; it is repeatable (``--set a=1 --set b=2``) and the pairs that follow one
+``--set`` count too (``--set a=1 b=2``: click hands them over as arguments). An argument that
+is not ``KEY=VALUE`` is an error naming it; a key given both ways is an error too (click does
+not keep the order between options and arguments, so which value wins would be a guess).
+``--devices N`` sets ``trainer.devices`` and, when N > 1, DDP. See
 :mod:`cloudfree.train.config` for every key and :mod:`cloudfree.train.run` for the run
 directory.
 """
@@ -48,9 +52,10 @@ __all__ = ["recipes", "train"]
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a config key (repeatable), e.g. --set optimizer.lr=5e-4 "
-    "--set model.kwargs.width=32.",
+    help="Override a config key (repeatable; several pairs may follow one --set), e.g. "
+    "--set optimizer.lr=5e-4 model.kwargs.width=32.",
 )
+@click.argument("more_assignments", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -72,6 +77,7 @@ def train(
     config_file: Path | None,
     data_root: Path | None,
     assignments: tuple[str, ...],
+    more_assignments: tuple[str, ...],
     out: Path | None,
     devices: int | None,
     resume: bool,
@@ -83,7 +89,7 @@ def train(
 
     if recipe and config_file:
         raise ConfigError("give either --recipe or --config, not both")
-    overrides: dict[str, Any] = parse_assignments(assignments)
+    overrides: dict[str, Any] = _overrides(assignments, more_assignments)
     if devices is not None:
         overrides["trainer.devices"] = devices
         if devices > 1 and "trainer.strategy" not in overrides:
@@ -115,6 +121,27 @@ def train(
         click.echo(f"best weights:  {result.best_weights}")
         click.echo(f"final weights: {result.final_weights}")
         click.echo(f"last checkpoint: {result.last_checkpoint}")
+
+
+def _overrides(options: tuple[str, ...], arguments: tuple[str, ...]) -> dict[str, Any]:
+    """The ``--set`` pairs, then the extra ``KEY=VALUE`` arguments (``--set a=1 b=2``).
+
+    Raises:
+        ConfigError: an argument without ``=`` (named), or a key given both as a ``--set``
+            option and as an argument.
+    """
+    for item in arguments:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"unexpected argument {item!r}: the arguments after --set are KEY=VALUE pairs"
+            )
+    overrides = parse_assignments(options)
+    more = parse_assignments(arguments)
+    both = sorted(set(overrides) & set(more))
+    if both:
+        raise ConfigError(f"{', '.join(both)} given more than once (--set {both[0]}=...)")
+    return {**overrides, **more}
 
 
 @click.group("recipes")

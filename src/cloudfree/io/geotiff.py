@@ -225,14 +225,23 @@ class RasterWriter:
         self._dst: Any = None
 
     def __enter__(self) -> RasterWriter:
+        """Open the temporary file; if opening fails (bad profile, dtype, descriptions or
+        tags), close what was opened, remove the temporary file and re-raise."""
         self._tmp = temporary_sibling(self.path, ".tmp.tif")
-        self._dst = rasterio.open(self._tmp, "w", **self._profile)
-        if self._descriptions is not None:
-            for i, d in enumerate(self._descriptions, start=1):
-                if d is not None:
-                    self._dst.set_band_description(i, d)
-        if self._tags:
-            self._dst.update_tags(**self._tags)
+        try:
+            self._dst = rasterio.open(self._tmp, "w", **self._profile)
+            if self._descriptions is not None:
+                for i, d in enumerate(self._descriptions, start=1):
+                    if d is not None:
+                        self._dst.set_band_description(i, d)
+            if self._tags:
+                self._dst.update_tags(**self._tags)
+        except BaseException:
+            if self._dst is not None:
+                self._dst.close()
+                self._dst = None
+            self._tmp.unlink(missing_ok=True)
+            raise
         return self
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:

@@ -32,6 +32,7 @@ from cloudfree.models._registry import create_model
 
 __all__ = [
     "CONFIG_NAME",
+    "RESERVED_CONFIG_KEYS",
     "WEIGHTS_NAME",
     "load_pretrained",
     "read_pretrained_config",
@@ -43,6 +44,10 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "cloudfree.pretrained"
 FORMAT_VERSION = 1
+#: config.json keys written by :func:`save_pretrained` itself (``extra`` may not set them)
+RESERVED_CONFIG_KEYS = frozenset(
+    {"format", "format_version", "name", "kwargs", "protocol", "bands", "cloudfree_version"}
+)
 
 
 def _model_config(model: nn.Module) -> dict[str, Any]:
@@ -56,14 +61,39 @@ def _model_config(model: nn.Module) -> dict[str, Any]:
 
 
 def save_pretrained(
-    model: nn.Module, directory: str | os.PathLike[str], *, extra: dict[str, Any] | None = None
+    model: nn.Module,
+    directory: str | os.PathLike[str],
+    *,
+    protocol: str | None = None,
+    bands: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``; return it.
 
-    Both files are written atomically. ``extra`` adds JSON-serialisable fields to the config
-    (for example the training recipe or the metrics of the run).
+    Both files are written atomically. ``protocol`` and ``bands`` record the data conventions
+    the weights were trained with when they differ from the model's (``model.cloudfree_config``;
+    :func:`load_pretrained` applies them). ``extra`` adds JSON-serialisable fields to the config
+    (for example the training recipe or the metrics of the run); it may not set the keys that
+    rebuild the model (:data:`RESERVED_CONFIG_KEYS`, or any ``format*`` key), so a config
+    always describes the weights next to it.
+
+    Raises:
+        ConfigError: ``extra`` names a reserved key; the model was not built by
+            :func:`~cloudfree.models.create_model`.
     """
-    cfg = _model_config(model)
+    reserved = sorted(
+        k for k in (extra or {}) if k in RESERVED_CONFIG_KEYS or k.startswith("format")
+    )
+    if reserved:
+        raise ConfigError(
+            f"save_pretrained(extra=...) may not set the reserved config key(s) {reserved}: "
+            "they rebuild the model (pass protocol= / bands= for the data conventions)"
+        )
+    cfg = dict(_model_config(model))
+    if protocol is not None:
+        cfg["protocol"] = protocol
+    if bands is not None:
+        cfg["bands"] = bands
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share storage (tied parameters)

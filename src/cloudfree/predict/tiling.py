@@ -133,8 +133,10 @@ class TileGrid:
 class RowAccumulator:
     """Weighted sums of tile predictions over the rows still being covered.
 
-    Usage: :meth:`add` every tile of a row band, then :meth:`pop_finished` with the start row of
-    the next band (``None`` after the last band) and write the returned chunks.
+    Usage (as :mod:`cloudfree.predict.scene` does): :meth:`add` every tile of a row band;
+    then, while ``n := ready(next_row)`` is positive (``next_row``: the start row of the next
+    band, ``None`` after the last one), read the first ``n`` rows with :meth:`blended` and
+    :meth:`flags_of` (whole width or column pieces), write them, and :meth:`release` them.
 
     Args:
         channels: bands of the prediction.
@@ -213,15 +215,3 @@ class RowAccumulator:
         self.weight[keep:] = 0.0
         self.flags[keep:] = 0
         self.top += n
-
-    def pop_finished(self, next_row: int | None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(row, blended [C, n, W], flags [n, W])`` for every finished row chunk.
-
-        Convenience over :meth:`ready` / :meth:`blended` / :meth:`release` that materialises
-        whole-width chunks (the scene predictor works in column pieces instead).
-        """
-        while (n := self.ready(next_row)) > 0:
-            row = self.top
-            blended, flags = self.blended(n), self.flags_of(n)
-            self.release(n)
-            yield row, blended, flags
