@@ -34,19 +34,33 @@ def models() -> None:
 
 @models.command("list")
 @click.argument("pattern", required=False)
-def list_command(pattern: str | None) -> None:
-    """List registered models (optionally those matching a shell PATTERN such as 'glf_cr*')."""
+@click.option(
+    "--all",
+    "include_standins",
+    is_flag=True,
+    help="Include the stand-in networks of the model contract (tag 'standin').",
+)
+def list_command(pattern: str | None, include_standins: bool) -> None:
+    """List registered models (optionally those matching a shell PATTERN such as 'glf_cr*').
+
+    The 'contract' column is the model's spec for its default arguments
+    (``ModelSpec.describe()``: input layout, SAR, dates, outputs; task kinds).
+    """
     from cloudfree.models import create_model, get_model_info, list_models
 
-    names = list_models(pattern)
+    names = list_models(pattern, include_standins=include_standins)
     if not names:
-        raise click.ClickException(f"no registered model matches {pattern!r}")
+        hint = ""
+        if list_models(pattern, include_standins=True):
+            hint = " (only stand-in networks do: add --all)"
+        raise click.ClickException(f"no registered model matches {pattern!r}{hint}")
     rows = []
     for name in names:
         info = get_model_info(name)
         n_params = sum(p.numel() for p in create_model(name).parameters())
-        rows.append((name, f"{n_params:,}", info.protocol, info.bands, info.paper))
-    headers = ("name", "parameters", "protocol", "bands", "paper")
+        contract = info.resolve_spec().describe()
+        rows.append((name, f"{n_params:,}", info.protocol, info.bands, contract, info.paper))
+    headers = ("name", "parameters", "protocol", "bands", "contract", "paper")
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -83,6 +83,8 @@ def days_since_epoch(date: _dt.date | _dt.datetime | str) -> int:
             raise ConfigError(f"not an ISO date (YYYY-MM-DD): {date!r}") from None
     if isinstance(date, _dt.datetime):
         date = date.date()
+    if not isinstance(date, _dt.date):
+        raise ConfigError(f"not a date: {date!r} (give a date, datetime or ISO YYYY-MM-DD)")
     return (date - DATE_EPOCH).days
 
 
@@ -185,7 +187,7 @@ class ModelSpec:
         if o.has_variance:
             parts.append("variance")
         if o.num_stages:
-            parts.append(f"{o.num_stages} stages")
+            parts.append(f"{o.num_stages} stage{'s' if o.num_stages > 1 else ''}")
         return ", ".join(parts) + "; " + "+".join(sorted(self.tasks))
 
 
