@@ -68,6 +68,21 @@ def test_sample_format(synth_root):
     np.testing.assert_allclose(s["optical"].numpy(), np.clip(dn, 0, 10000) / 1e4, rtol=1e-6)
 
 
+def test_default_is_raw_data(synth_root):
+    ds = SEN12MSCR(synth_root, split="test")
+    s = ds[0]
+    assert ds.protocol is None and "protocol=None" in repr(ds)
+    t = ds.triplets[0]
+    np.testing.assert_array_equal(s["optical"].numpy(), read_raster(t.s2_cloudy).array)
+    np.testing.assert_array_equal(s["target"].numpy(), read_raster(t.s2).array)
+    np.testing.assert_array_equal(s["sar"].numpy(), read_raster(t.s1).array)
+    assert float(s["sar"].max()) < 0.0 and float(s["optical"].max()) > 1.0  # dB and DN
+    glf = SEN12MSCR(synth_root, split="test", protocol="glf_cr")[0]
+    assert list(glf) == list(s)  # the same keys, normalised or not
+    for key in ("cloud_mask", "shadow_mask", "valid_mask", "cloud_cover"):
+        assert torch.equal(glf[key], s[key]), key
+
+
 def test_protocol_band_subset_crop_and_resize(synth_root):
     ds = SEN12MSCR(
         synth_root, split="train", protocol="dsen2cr", bands="rgb", crop_size=32, crop="center"

@@ -20,6 +20,7 @@ from cloudfree.train.config import (
     load_recipe,
     load_yaml_config,
     recipe_text,
+    resolve_config,
     set_dotted,
 )
 
@@ -62,7 +63,7 @@ def test_unknown_key_lists_valid_keys_of_its_section(raw_key: str, section_keys:
 def test_unknown_key_suggests_close_match() -> None:
     with pytest.raises(ConfigError, match="did you mean 'patch_size'"):
         build_config(MINIMAL, {"data.patch_szie": 64})
-    with pytest.raises(ConfigError, match="valid keys at the top level: data, description"):
+    with pytest.raises(ConfigError, match="top level: (adversarial, )?data, description"):
         build_config(MINIMAL, {"seeed": 1})
 
 
@@ -205,7 +206,7 @@ def test_glf_cr_recipe_paper_settings() -> None:
     assert c.scheduler.interval == "epoch"
     assert c.trainer.max_epochs == 30 and c.trainer.max_steps is None
     assert (c.data.patch_size, c.data.batch_size) == (128, 12)
-    assert c.data.protocol == "glf_cr"
+    assert c.data.protocol is None and resolve_config(c).data.protocol == "glf_cr"
     assert not (c.data.augment.hflip or c.data.augment.vflip or c.data.augment.rot90)
 
 
@@ -240,7 +241,7 @@ def test_dsen2cr_recipe_settings() -> None:
     assert c.trainer.max_epochs == 8
     assert (c.data.patch_size, c.data.batch_size) == (128, 16)
     assert c.data.augment.hflip and c.data.augment.vflip and c.data.augment.rot90
-    assert c.seed == 42 and c.data.protocol == "dsen2cr"
+    assert c.seed == 42 and resolve_config(c).data.protocol == "dsen2cr"
 
 
 def test_recipe_losses_and_models_exist() -> None:
@@ -251,6 +252,53 @@ def test_recipe_losses_and_models_exist() -> None:
         c = _recipe(name)
         assert c.model.name in list_models()
         build_loss(c.loss.name, **c.loss.kwargs)
+
+
+# --------------------------------------------------------------------------- data section
+def test_dataset_must_be_registered() -> None:
+    assert build_config(MINIMAL).data.dataset == "sen12mscr"
+    with pytest.raises(ConfigError) as info:
+        build_config(MINIMAL, {"data.dataset": "sen12mcr"}, source="my.yaml")
+    msg = str(info.value)
+    assert msg.startswith("my.yaml: invalid training configuration: data.dataset: ")
+    assert "unknown dataset 'sen12mcr' (did you mean 'sen12mscr'?)" in msg
+    assert "registered datasets: sen12mscr" in msg and "\n" not in msg
+
+
+def test_masks_key_defaults_to_true() -> None:
+    assert build_config(MINIMAL).data.masks is True
+    assert build_config(MINIMAL, {"data.masks": False}).data.masks is False
+    assert "data.masks" in describe_keys("data")
+
+
+@pytest.mark.parametrize("name", sorted(list_recipes()))
+def test_recipes_leave_protocol_and_bands_to_the_model(name: str) -> None:
+    """Recipes set data.protocol / data.bands to null; the comment names what the model uses,
+    which is what resolve_config fills in (so the comment cannot go stale)."""
+    raw = load_recipe(name)
+    assert raw["data"]["protocol"] is None and raw["data"]["bands"] is None
+    resolved = resolve_config(build_config(raw, data_root="/d")).data
+    data_lines = recipe_text(name).split("\ndata:\n", 1)[1].split("\nloss:", 1)[0]
+    lines = {ln.split(":")[0].strip(): ln for ln in data_lines.splitlines()}
+    assert f"# the model's: {resolved.protocol} (" in lines["protocol"]
+    assert f"# the model's: {resolved.bands} (" in lines["bands"]
+
+
+def test_replaced_model_brings_its_protocol_unless_set() -> None:
+    recipe = load_recipe("dsen2cr")
+    assert resolve_config(build_config(recipe)).data.protocol == "dsen2cr"
+    swapped = resolve_config(build_config(recipe, {"model.name": "glf_cr"}))
+    assert (swapped.data.protocol, swapped.data.bands) == ("glf_cr", "all")
+    kept = resolve_config(
+        build_config(recipe, {"model.name": "glf_cr", "data.protocol": "dsen2cr"})
+    )
+    assert kept.data.protocol == "dsen2cr"  # an explicit --set wins
+    user_file = {**MINIMAL, "data": {"protocol": "uncrtaints", "bands": "rgb"}}
+    mine = resolve_config(build_config(user_file)).data
+    assert (mine.protocol, mine.bands) == ("uncrtaints", "rgb")
+    # the resolved values are what a run stores, and they survive a round trip
+    again = build_config(yaml.safe_load(config_to_yaml(swapped)))
+    assert (again.data.protocol, again.data.bands) == ("glf_cr", "all")
 
 
 # --------------------------------------------------------------------------- CLI

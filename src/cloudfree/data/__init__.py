@@ -1,5 +1,14 @@
-"""Datasets, split lists and samplers."""
+"""Datasets (raw samples), their registry, sample transforms (normalisation, crops), split lists
+and samplers. A new dataset registers itself with :func:`register_dataset` (see
+:mod:`cloudfree.data.registry`) and is imported here."""
 
+from cloudfree.data.registry import (
+    DatasetInfo,
+    build_dataset,
+    get_dataset,
+    list_datasets,
+    register_dataset,
+)
 from cloudfree.data.sampling import (
     COVER_BINS,
     assign_cover_bins,
@@ -13,17 +22,25 @@ from cloudfree.data.splits import (
     parse_roi_id,
     sen12mscr_split_of,
 )
+from cloudfree.data.transforms import NormalizeSample, normalize_sample
 
 __all__ = [
     "COVER_BINS",
+    "DatasetInfo",
+    "NormalizeSample",
     "SEN12MSCR",
     "SEN12MSCR_SEASONS",
     "TripletPaths",
     "assign_cover_bins",
+    "build_dataset",
     "cover_bin_labels",
     "find_triplets",
+    "get_dataset",
+    "list_datasets",
     "load_sen12mscr_splits",
+    "normalize_sample",
     "parse_roi_id",
+    "register_dataset",
     "sen12mscr_split_of",
     "stratified_indices",
 ]

@@ -19,13 +19,17 @@ Two on-disk layouts are read:
   split column decides membership (``split_source="csv"``); ``split_source="standard"`` applies
   the standard ROI lists to the ROI encoded in the file name instead.
 
-Each sample is a dict:
+Each sample is a dict. With ``protocol=None`` (the default) it holds **raw** data; with a
+``protocol`` the images are normalised as that protocol's papers do
+(:class:`cloudfree.data.transforms.NormalizeSample`, applied to the whole patch before cropping):
 
 ==============  ===================  =========================================================
 key             type / shape         meaning
 ==============  ===================  =========================================================
-``optical``     float32 [C, h, w]    cloudy S2, normalised with ``protocol``, band subset
-``sar``         float32 [2, h, w]    S1 VV, VH, normalised with ``protocol``
+``optical``     float32 [C, h, w]    cloudy S2, band subset: L1C DN (NaN where nodata or not
+                                     finite), or normalised with ``protocol``
+``sar``         float32 [2, h, w]    S1 VV, VH: backscatter in dB (NaN where nodata), or
+                                     normalised with ``protocol``
 ``target``      float32 [C, h, w]    cloud-free S2, same scaling and bands as ``optical``
 ``cloud_mask``  float32 [1, h, w]    1 where the cloud detector labels cloud, else 0
 ``shadow_mask`` float32 [1, h, w]    1 where it labels cloud shadow, else 0
@@ -34,9 +38,19 @@ key             type / shape         meaning
 ``id``          str                  ``<season>_<scene>_p<patch>``, e.g. ``ROIs1970_fall_139_p839``
 ==============  ===================  =========================================================
 
+SEN12MS-CR has no acquisition dates, so its samples have no ``dates`` entry.
+
 Cloud masks are computed on the full 13-band cloudy patch before cropping (the detector's shadow
-thresholds are image-relative). Per-sample cloud cover is computed once and cached in a small JSON
-index (see :mod:`cloudfree.data.cover_index`), so stratified sampling by cover bin is fast.
+thresholds are image-relative). ``masks=False`` skips the detector: the samples then have no
+``cloud_mask``, ``shadow_mask`` or ``cloud_cover`` (for losses and metrics that read only
+``valid_mask``; :meth:`SEN12MSCR.cloud_cover` still measures on demand). Per-sample cloud cover
+is computed once and cached in a small JSON index (see :mod:`cloudfree.data.cover_index`), opened
+on first use, so stratified sampling by cover bin is fast.
+
+Normalising a raw sample yourself (``normalize_sample(sample, protocol)``) gives the same
+tensors as ``SEN12MSCR(protocol=...)`` for whole patches; with ``crop_size`` or ``resize`` the
+dataset must normalise (pass ``protocol``), since the ``nanmean`` fill and the clipping depend on
+the whole, unresized patch (see :mod:`cloudfree.data.transforms`).
 """
 
 from __future__ import annotations
@@ -51,16 +65,22 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from cloudfree.bands import S1_NAMES, BandSet, get_band_set
+from cloudfree.bands import BandSet, get_band_set
 from cloudfree.data.cover_index import CoverIndex
+from cloudfree.data.registry import register_dataset
 from cloudfree.data.sampling import COVER_BINS, stratified_indices
 from cloudfree.data.splits import SEN12MSCR_SEASONS, load_sen12mscr_splits, parse_roi_id
+from cloudfree.data.transforms import (
+    NormalizeSample,
+    center_crop_window,
+    crop_sample,
+    resize_sample,
+)
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.io import read_raster
-from cloudfree.normalization import get_protocol, normalize_optical, normalize_sar
+from cloudfree.normalization import _invalid
 
 __all__ = ["SEN12MSCR", "TripletPaths", "find_triplets"]
 
@@ -282,23 +302,35 @@ def find_triplets(
     raise ConfigError(f"unknown layout {layout!r}; valid: auto, official, flat")
 
 
+@register_dataset(
+    "sen12mscr",
+    description="SEN12MS-CR (Ebel et al. 2020): mono-temporal S1 / cloudy S2 / clear S2 triplets",
+    temporal=False,
+)
 class SEN12MSCR(Dataset):
     """SEN12MS-CR triplets as a torch Dataset (see the module docstring for the sample format).
 
     Args:
         root: dataset root (official or flat layout, detected automatically).
         split: ``train``, ``val``, ``test`` or ``all``.
-        protocol: normalisation protocol (``glf_cr``, ``uncrtaints``, ``dsen2cr``, ``allclear``).
+        protocol: None (the default) yields raw samples (DN / dB); a normalisation protocol
+            (``glf_cr``, ``uncrtaints``, ``dsen2cr``, ``allclear``) normalises every sample's
+            whole patch with :class:`~cloudfree.data.transforms.NormalizeSample` before it is
+            cropped or resized.
         bands: optical band selection: None/"all" (13 bands), "rgb", "B04,B03,B02" or a list.
         seasons: keep only these seasons (``"spring"`` or ``"ROIs1158_spring"``...).
         crop_size: crop the 256 px patches to this size (None: no crop).
         crop: ``"random"`` (training) or ``"center"`` (testing).
         resize: resize (after cropping) to this size, bilinear with antialiasing for images and
             nearest for masks (the MMCANet protocol uses 128).
+        masks: compute ``cloud_mask``, ``shadow_mask`` and ``cloud_cover`` (the cloud
+            detector runs on every read); False leaves them out of the samples.
         cloud_mask_method: method of :func:`cloudfree.cloudmask.compute_cloud_mask`.
         cloud_threshold: cloud score threshold (0.2 as in GLF-CR / DSen2-CR).
         pb04_offset: subtract the processing-baseline 04.00 offset (never for SEN12MS-CR
-            itself, whose 2018 data have none; for user data in the same layout).
+            itself, whose 2018 data have none; for user data in the same layout) before the
+            cloud detector and, with a ``protocol``, before normalising. Raw samples keep the
+            file's DN.
         layout, csv_path, split_source, splits: see :func:`find_triplets`; ``splits`` replaces
             the standard ROI lists (e.g. the MMCANet spring-only lists).
         index_path: where the cloud-cover index is cached (default: next to the data, or in
@@ -313,13 +345,14 @@ class SEN12MSCR(Dataset):
         self,
         root: str | Path,
         split: Split = "train",
-        protocol: str = "glf_cr",
+        protocol: str | None = None,
         *,
         bands: str | Sequence[str] | BandSet | None = None,
         seasons: Sequence[str] | None = None,
         crop_size: int | None = None,
         crop: Literal["random", "center"] = "random",
         resize: int | None = None,
+        masks: bool = True,
         cloud_mask_method: str = "rule_based",
         cloud_threshold: float = 0.2,
         pb04_offset: bool = False,
@@ -341,16 +374,22 @@ class SEN12MSCR(Dataset):
                 raise ConfigError(f"{name} must be a positive number of pixels, got {value}")
         self.root = Path(root)
         self.split = split
-        self.protocol = get_protocol(protocol).name
+        self.normalize = (
+            None if protocol is None else NormalizeSample(protocol, pb04_offset=pb04_offset)
+        )
+        self.protocol = None if self.normalize is None else self.normalize.protocol
         self.bands = get_band_set(bands)
         self.crop_size = crop_size
         self.crop = crop
         self.resize = resize
+        self.masks = bool(masks)
         self.cloud_mask_method = cloud_mask_method
         self.cloud_threshold = cloud_threshold
         self.pb04_offset = pb04_offset
         self.seed = seed
         self.transform = transform
+        self._index_path = index_path
+        self._cover_index: CoverIndex | None = None
         triplets = find_triplets(
             self.root,
             layout=layout,
@@ -371,13 +410,6 @@ class SEN12MSCR(Dataset):
                 + " (no complete triplet of its ROIs was found)"
             )
         self.triplets: list[TripletPaths] = triplets
-        self._index = CoverIndex.for_dataset(
-            self.root,
-            method=cloud_mask_method,
-            threshold=cloud_threshold,
-            pb04_offset=pb04_offset,
-            path=index_path,
-        )
 
     def __len__(self) -> int:
         return len(self.triplets)
@@ -385,6 +417,19 @@ class SEN12MSCR(Dataset):
     @property
     def ids(self) -> list[str]:
         return [t.id for t in self.triplets]
+
+    @property
+    def _index(self) -> CoverIndex:
+        """The cloud-cover index, opened (read from disk) on first use."""
+        if self._cover_index is None:
+            self._cover_index = CoverIndex.for_dataset(
+                self.root,
+                method=self.cloud_mask_method,
+                threshold=self.cloud_threshold,
+                pb04_offset=self.pb04_offset,
+                path=self._index_path,
+            )
+        return self._cover_index
 
     # ----------------------------------------------------------------------------- reading
     def _read_triplet(self, t: TripletPaths) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
@@ -454,10 +499,11 @@ class SEN12MSCR(Dataset):
         size = self.crop_size
         if size is None:
             return 0, 0, h, w
+        if self.crop == "center":
+            top, left = center_crop_window(h, w, size)
+            return top, left, size, size
         if size > h or size > w:
             raise ConfigError(f"crop_size {size} is larger than the {h}x{w} patch")
-        if self.crop == "center":
-            return (h - size) // 2, (w - size) // 2, size, size
         if self.seed is not None:
             rng = np.random.default_rng([self.seed, index])
             top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
@@ -466,56 +512,52 @@ class SEN12MSCR(Dataset):
             left = int(torch.randint(0, w - size + 1, (1,)).item())
         return top, left, size, size
 
-    def _resize(self, x: torch.Tensor, mode: str) -> torch.Tensor:
-        if self.resize is None or x.shape[-1] == self.resize and x.shape[-2] == self.resize:
-            return x
-        size = (self.resize, self.resize)
-        if mode == "nearest":
-            return F.interpolate(x[None].float(), size=size, mode="nearest")[0].to(x.dtype)
-        return F.interpolate(
-            x[None], size=size, mode="bilinear", antialias=True, align_corners=False
-        )[0]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def raw_sample(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` as raw data of the whole patch (no normalisation, crop, resize or
+        ``transform``): ``optical`` / ``target`` float32 DN of the band subset and ``sar``
+        float32 dB, NaN where the file has nodata or a non-finite value; masks as in the
+        module docstring."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index %= len(self)
         t = self.triplets[index]
         s1, s2, s2c, (nd1, nd2, nd2c) = self._read_triplet(t)
+        sel = list(self.bands.indices)
+        optical = _with_nan(s2c[sel], nd2c)
+        target = _with_nan(s2[sel], nd2)
+        sar = _with_nan(s1, nd1)
+        valid = ~(np.isnan(optical).any(0) | np.isnan(target).any(0) | np.isnan(sar).any(0))
+        sample: dict[str, Any] = {
+            "optical": torch.from_numpy(optical),
+            "sar": torch.from_numpy(sar),
+            "target": torch.from_numpy(target),
+        }
+        if not self.masks:
+            return {**sample, "valid_mask": torch.from_numpy(valid[None]), "id": t.id}
         labels = self._mask(s2c)
         cover = self._index.get(t.id)
         if cover is None:
             cover = float((labels == 1).mean())
             self._index.put(t.id, cover)
-        sel = list(self.bands.indices)
-        optical = normalize_optical(
-            s2c[sel], self.protocol, pb04_offset=self.pb04_offset, nodata=nd2c
-        )
-        target = normalize_optical(s2[sel], self.protocol, pb04_offset=self.pb04_offset, nodata=nd2)
-        sar = normalize_sar(s1, self.protocol, bands=S1_NAMES, nodata=nd1)
-        valid = optical.valid & target.valid & sar.valid
-
-        top, left, hh, ww = self._crop_window(index, *labels.shape)
-        win = (slice(None), slice(top, top + hh), slice(left, left + ww))
-
-        def img(a: np.ndarray) -> torch.Tensor:
-            return self._resize(torch.from_numpy(np.ascontiguousarray(a[win])), "bilinear")
-
-        def msk(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-            return self._resize(torch.from_numpy(np.ascontiguousarray(a[None][win])), "nearest").to(
-                dtype
-            )
-
-        sample: dict[str, Any] = {
-            "optical": img(optical.array),
-            "sar": img(sar.array),
-            "target": img(target.array),
-            "cloud_mask": msk(labels == 1, torch.float32),
-            "shadow_mask": msk(labels == -1, torch.float32),
-            "valid_mask": msk(valid, torch.bool),
+        return {
+            **sample,
+            "cloud_mask": torch.from_numpy((labels == 1)[None]).to(torch.float32),
+            "shadow_mask": torch.from_numpy((labels == -1)[None]).to(torch.float32),
+            "valid_mask": torch.from_numpy(valid[None]),
             "cloud_cover": torch.tensor(cover, dtype=torch.float32),
             "id": t.id,
         }
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.raw_sample(index)
+        if self.normalize is not None:
+            sample = self.normalize(sample)
+        h, w = sample["optical"].shape[-2:]
+        top, left, hh, ww = self._crop_window(index % len(self), int(h), int(w))
+        if (hh, ww) != (h, w):
+            sample = crop_sample(sample, top, left, hh, ww)
+        if self.resize is not None:
+            sample = resize_sample(sample, self.resize)
         if self.transform is not None:
             sample = self.transform(sample)
         return sample
@@ -525,3 +567,10 @@ class SEN12MSCR(Dataset):
             f"SEN12MSCR(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, "
             f"protocol={self.protocol!r}, bands={list(self.bands.names)})"
         )
+
+
+def _with_nan(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``values`` as float32 with NaN where they equal ``nodata`` or are not finite."""
+    arr = np.array(values, dtype=np.float32)  # a copy: the caller's array is left alone
+    arr[_invalid(arr, nodata)] = np.nan  # the normalisers' own invalid-value rule
+    return arr

@@ -20,21 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from cloudfree.data.transforms import spatial_keys
 from cloudfree.errors import ConfigError
 
 __all__ = ["SampleAugment", "random_crop_window"]
-
-
-def _spatial_keys(sample: dict[str, Any]) -> list[str]:
-    ref = sample.get("optical")
-    if not isinstance(ref, torch.Tensor) or ref.ndim < 2:
-        raise ConfigError("a training sample needs an 'optical' tensor [C, H, W]")
-    size = tuple(ref.shape[-2:])
-    return [
-        k
-        for k, v in sample.items()
-        if isinstance(v, torch.Tensor) and v.ndim >= 2 and tuple(v.shape[-2:]) == size
-    ]
 
 
 def random_crop_window(
@@ -78,7 +67,7 @@ class SampleAugment:
 
     def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """A new sample dict (tensors are views or copies; the input is not modified)."""
-        keys = _spatial_keys(sample)
+        keys = spatial_keys(sample)
         out = dict(sample)
         h, w = out["optical"].shape[-2:]
         if self.crop_size is not None:

@@ -23,12 +23,26 @@ Decisions:
 * The loaders get their own :class:`torch.Generator`, so creating an iterator does not
   consume the global torch random stream (which the model's stochastic layers, e.g.
   DropPath, use and which the checkpoint saves and restores).
+* **The dataset is raw; normalisation is a training concern.** The datasets are built through
+  the registry (:func:`cloudfree.data.build_dataset`, ``data.dataset``) with ``protocol=None``,
+  all 13 bands and whole patches; the model's protocol and band subset
+  (``data.protocol`` / ``data.bands``, resolved from the model) are applied per sample by
+  :class:`~cloudfree.data.transforms.NormalizeSample`, on the whole patch and *before* any
+  crop, as the dataset's own ``protocol=`` path does (the ``nanmean`` fill of ``glf_cr`` /
+  ``dsen2cr`` depends on the whole patch), so the tensors are bit-identical to
+  ``SEN12MSCR(protocol=..., bands=...)``. Validation's centre crop is therefore taken here too
+  (:class:`EvalSampleDataset`).
+* **Cloud masks** are computed when ``data.masks`` is true (the default): the CARL and CARF
+  losses read ``cloud_mask`` / ``shadow_mask``; the validation metrics read only
+  ``valid_mask``, and the pixel / SSIM losses none of them, so ``data.masks: false`` skips the
+  cloud detector for such runs (:func:`cloudfree.train.run.prepare_run` tries the loss on the
+  first sample and refuses the setting for a loss that needs the masks).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +58,12 @@ from cloudfree.train.config import TrainConfig, resolve_config
 __all__ = [
     "CloudRemovalDataModule",
     "EpochSampler",
+    "EvalSampleDataset",
     "ResumableDataLoader",
     "TrainSampleDataset",
     "build_datasets",
     "collate_samples",
+    "sample_normalizer",
 ]
 
 # domain tags of the seed sequences, so that the permutation and the per-sample draws of the
@@ -74,11 +90,13 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class TrainSampleDataset(Dataset):
-    """Training view of a dataset: a subset of its samples, randomly cropped and augmented.
+    """Training view of a dataset: a subset of its samples, normalised, randomly cropped and
+    augmented.
 
-    ``dataset[(i, epoch)]`` returns sample ``indices[i]`` of ``base`` transformed by
-    ``augment`` with a generator seeded by ``(seed, epoch, indices[i])``; ``dataset[i]`` is
-    ``dataset[(i, 0)]``. :class:`EpochSampler` yields such pairs.
+    ``dataset[(i, epoch)]`` returns sample ``indices[i]`` of ``base``, passed through
+    ``normalize`` (whole patch) and then ``augment`` with a generator seeded by
+    ``(seed, epoch, indices[i])``; ``dataset[i]`` is ``dataset[(i, 0)]``. :class:`EpochSampler`
+    yields such pairs.
     """
 
     def __init__(
@@ -87,11 +105,13 @@ class TrainSampleDataset(Dataset):
         augment: SampleAugment,
         seed: int,
         indices: Sequence[int] | None = None,
+        normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.base = base
         self.augment = augment
         self.seed = int(seed)
         self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
+        self.normalize = normalize
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -100,10 +120,43 @@ class TrainSampleDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         base_index = self.indices[index]
         sample = self.base[base_index]
+        if self.normalize is not None:
+            sample = self.normalize(sample)
         if self.augment.is_identity:
             return sample
         rng = np.random.default_rng([self.seed, int(epoch), _SAMPLE_TAG, int(base_index)])
         return self.augment(sample, rng)
+
+
+class EvalSampleDataset(Dataset):
+    """Validation view of a dataset: samples ``indices`` of ``base`` (all by default), passed
+    through ``normalize`` (whole patch), then centre-cropped to ``crop_size`` (None: whole
+    patches)."""
+
+    def __init__(
+        self,
+        base: Dataset,
+        normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        crop_size: int | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> None:
+        self.base = base
+        self.normalize = normalize
+        self.crop_size = crop_size
+        self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from cloudfree.data.transforms import center_crop_sample
+
+        sample = self.base[self.indices[index]]
+        if self.normalize is not None:
+            sample = self.normalize(sample)
+        if self.crop_size is not None:
+            sample = center_crop_sample(sample, self.crop_size)
+        return sample
 
 
 class EpochSampler(Sampler):
@@ -218,6 +271,9 @@ class ResumableDataLoader(DataLoader):
 
 # --------------------------------------------------------------------------- datasets
 def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """Constructor options of the (raw) dataset of ``config``: common ones always, the
+    SEN12MS-CR layout options (``seasons``, ``layout``, ``csv_path``) only when set, so that a
+    dataset without them is not handed options it does not take."""
     from cloudfree.cloudmask.dispatch import DEFAULT_THRESHOLDS
 
     d = config.data
@@ -226,48 +282,65 @@ def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
     threshold = d.cloud_threshold
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS.get(d.cloud_mask_method, 0.2)
-    return {
-        "protocol": d.protocol,
-        "bands": d.bands,
-        "seasons": d.seasons,
+    kwargs: dict[str, Any] = {
+        "protocol": None,
+        "bands": None,
+        "masks": d.masks,
         "cloud_mask_method": d.cloud_mask_method,
         "cloud_threshold": threshold,
-        "layout": d.layout,
-        "csv_path": d.csv_path,
     }
+    for key, value, default in (
+        ("seasons", d.seasons, None),
+        ("layout", d.layout, "auto"),
+        ("csv_path", d.csv_path, None),
+    ):
+        if value != default:
+            kwargs[key] = value
+    return kwargs
+
+
+def sample_normalizer(config: TrainConfig) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The per-sample normalisation of ``config`` (``data.protocol`` and ``data.bands``, the
+    model's by default): a :class:`~cloudfree.data.transforms.NormalizeSample`."""
+    from cloudfree.data import NormalizeSample
+
+    d = resolve_config(config).data
+    return NormalizeSample(str(d.protocol), d.bands)
 
 
 def build_datasets(config: TrainConfig) -> tuple[TrainSampleDataset, Dataset]:
     """The training and validation datasets of a config (model defaults resolved first).
 
-    Training: :class:`~cloudfree.data.SEN12MSCR` on ``data.train_split`` with whole patches,
-    wrapped in :class:`TrainSampleDataset` (random ``data.patch_size`` crop and
-    ``data.augment``), limited to the first ``data.limit_train`` samples. Validation: the
-    ``data.val_split`` with a centre ``data.val_patch_size`` crop (or whole patches), limited
-    to the first ``data.limit_val`` samples.
+    Both read ``data.dataset`` (a registered dataset, see :func:`cloudfree.data.build_dataset`)
+    as raw, whole patches and normalise each sample with :func:`sample_normalizer`.
+    Training: ``data.train_split`` wrapped in :class:`TrainSampleDataset` (random
+    ``data.patch_size`` crop and ``data.augment`` after normalisation), limited to the first
+    ``data.limit_train`` samples. Validation: the ``data.val_split`` in
+    :class:`EvalSampleDataset` with a centre ``data.val_patch_size`` crop (or whole patches),
+    limited to the first ``data.limit_val`` samples.
 
     Raises:
         DatasetError: a missing root or an empty split.
         ConfigError: bad data settings.
     """
-    from cloudfree.data import SEN12MSCR
+    from cloudfree.data import build_dataset
 
     config = resolve_config(config)
     d = config.data
     kwargs = _dataset_kwargs(config)
     root = Path(d.root)  # type: ignore[arg-type]
-    train_base = SEN12MSCR(root, split=d.train_split, crop_size=None, **kwargs)
-    val_base = SEN12MSCR(
-        root, split=d.val_split, crop_size=d.val_patch_size, crop="center", **kwargs
-    )
+    normalize = sample_normalizer(config)
+    train_base = build_dataset(d.dataset, root, split=d.train_split, **kwargs)
+    val_base = build_dataset(d.dataset, root, split=d.val_split, **kwargs)
     augment = SampleAugment(
         crop_size=d.patch_size, hflip=d.augment.hflip, vflip=d.augment.vflip, rot90=d.augment.rot90
     )
-    n_train = len(train_base) if d.limit_train is None else min(d.limit_train, len(train_base))
-    train = TrainSampleDataset(train_base, augment, config.seed, indices=range(n_train))
-    val: Dataset = val_base
-    if d.limit_val is not None and d.limit_val < len(val_base):
-        val = torch.utils.data.Subset(val_base, range(d.limit_val))
+    n_train = len(train_base) if d.limit_train is None else min(d.limit_train, len(train_base))  # type: ignore[arg-type]
+    train = TrainSampleDataset(
+        train_base, augment, config.seed, indices=range(n_train), normalize=normalize
+    )
+    n_val = len(val_base) if d.limit_val is None else min(d.limit_val, len(val_base))  # type: ignore[arg-type]
+    val = EvalSampleDataset(val_base, normalize, crop_size=d.val_patch_size, indices=range(n_val))
     return train, val
 
 
