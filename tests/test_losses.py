@@ -10,20 +10,27 @@ import torch.nn.functional as F
 
 from cloudfree.errors import ConfigError
 from cloudfree.losses import (
+    GAN_LOSSES,
     LOSSES,
     CARFCodeLoss,
     CARFLoss,
     CARLLoss,
+    GaussianNLLLoss,
     L1SSIMLoss,
     PixelL1Loss,
     PixelMSELoss,
     SSIMLoss,
+    build_gan_loss,
     build_loss,
+    list_gan_losses,
     list_losses,
 )
 from cloudfree.metrics import image_metrics
+from cloudfree.models import ModelOutput
 
-ALL = ["carf", "carf_code", "carl", "l1", "l1_ssim", "mse", "ssim"]
+#: losses of the prediction alone (called with a bare tensor); gaussian_nll needs a variance
+PRED_ONLY = ["carf", "carf_code", "carl", "l1", "l1_ssim", "mse", "ssim"]
+ALL = sorted([*PRED_ONLY, "gaussian_nll"])
 
 
 def make_batch(
@@ -298,7 +305,7 @@ def test_carf_code_near_zero_for_identical_images():
     assert 0.0 <= CARFCodeLoss()(batch["target"].clone(), batch).item() < 1e-5
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PRED_ONLY)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_gradients_flow_and_dtype(name, dtype):
     batch = make_batch(b=2, c=13, h=17, w=23, dtype=dtype, invalid_fraction=0.1)
@@ -312,7 +319,7 @@ def test_gradients_flow_and_dtype(name, dtype):
     assert (pred.grad[~valid] == 0).all()
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PRED_ONLY)
 def test_float32_and_float64_agree(name):
     b64 = make_batch(dtype=torch.float64, invalid_fraction=0.1)
     b32 = {k: v.float() if v.is_floating_point() else v for k, v in b64.items()}
@@ -323,7 +330,7 @@ def test_float32_and_float64_agree(name):
     )
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PRED_ONLY)
 def test_invalid_pixels_are_ignored(name):
     batch = make_batch(invalid_fraction=0.2, seed=3)
     pred = torch.rand_like(batch["target"])
@@ -349,7 +356,7 @@ def test_invalid_pixels_are_ignored(name):
     assert torch.isfinite(p.grad).all() and (p.grad[invalid] == 0).all()
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PRED_ONLY)
 def test_missing_valid_mask_means_all_valid(name):
     batch = make_batch()
     pred = torch.rand_like(batch["target"])
@@ -360,7 +367,7 @@ def test_missing_valid_mask_means_all_valid(name):
     torch.testing.assert_close(loss(pred, as_float), loss(pred, batch))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PRED_ONLY)
 def test_no_valid_pixel_gives_zero(name):
     batch = make_batch()
     batch["valid_mask"] = torch.zeros_like(batch["valid_mask"])
@@ -371,7 +378,7 @@ def test_no_valid_pixel_gives_zero(name):
     assert (pred.grad == 0).all()
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PRED_ONLY)
 def test_half_precision_prediction(name):
     batch = make_batch()
     pred = torch.rand_like(batch["target"]).bfloat16().requires_grad_(True)
@@ -428,3 +435,92 @@ def test_autocast_does_not_lower_precision(name):
         out = loss(pred, batch)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- model outputs
+@pytest.mark.parametrize("name", PRED_ONLY)
+def test_model_output_is_read_as_its_prediction(name):
+    """``loss(output, batch)`` with a ModelOutput equals ``loss(output.pred, batch)``; a
+    variance (or stages) the loss does not use changes nothing."""
+    batch = make_batch(invalid_fraction=0.1)
+    pred = torch.rand_like(batch["target"])
+    loss = build_loss(name)
+    ref = loss(pred, batch)
+    out = ModelOutput(pred=pred, variance=torch.rand_like(pred), stages=(pred * 2,))
+    torch.testing.assert_close(loss(out, batch), ref, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- gaussian nll
+def _nll_batch():
+    target = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    mean = torch.tensor([[[[0.0, 2.0], [1.0, 4.0]]]])
+    var = torch.tensor([[[[1.0, 0.5], [2.0, 4.0]]]])
+    return ModelOutput(pred=mean, variance=var), {"target": target}
+
+
+def test_gaussian_nll_hand_values():
+    out, batch = _nll_batch()
+    # 0.5 (log var + d^2 / var): (0 + 1) / 2, (log .5 + 0) / 2, (log 2 + 2) / 2, (log 4 + 0) / 2
+    per = [0.5, 0.5 * math.log(0.5), 0.5 * (math.log(2.0) + 2.0), 0.5 * math.log(4.0)]
+    loss = build_loss("gaussian_nll")
+    assert loss(out, batch).item() == pytest.approx(sum(per) / 4)
+    assert loss.last_terms["variance"].item() == pytest.approx(7.5 / 4)
+    batch["valid_mask"] = torch.tensor([[[[True, False], [True, True]]]])
+    assert loss(out, batch).item() == pytest.approx((per[0] + per[2] + per[3]) / 3)
+    clamped = GaussianNLLLoss(min_variance=2.0)(out, {"target": batch["target"]})
+    per_clamped = [0.5 * (math.log(2.0) + 0.5), 0.5 * math.log(2.0), per[2], per[3]]
+    assert clamped.item() == pytest.approx(sum(per_clamped) / 4)
+
+
+def test_gaussian_nll_invalid_pixels_gradients_and_errors():
+    batch = make_batch(invalid_fraction=0.2, seed=5)
+    mean = torch.rand_like(batch["target"])
+    var = torch.rand_like(mean) + 0.05
+    loss = build_loss("gaussian_nll")
+    ref = loss(ModelOutput(pred=mean, variance=var), batch)
+    invalid = ~batch["valid_mask"].expand_as(mean)
+    m, v = mean.clone(), var.clone()
+    m[invalid], v[invalid] = math.nan, math.nan
+    m.requires_grad_(True)
+    v.requires_grad_(True)
+    out = loss(ModelOutput(pred=m, variance=v), batch)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    out.backward()
+    for g in (m.grad, v.grad):
+        assert torch.isfinite(g).all() and (g[invalid] == 0).all() and g[~invalid].abs().sum() > 0
+    with pytest.raises(ConfigError, match="'gaussian_nll' needs the model's variance output"):
+        loss(mean, batch)
+    with pytest.raises(ConfigError, match="'gaussian_nll' needs the model's variance output"):
+        loss(ModelOutput(pred=mean), batch)
+    with pytest.raises(ConfigError, match="the variance has shape"):
+        loss(ModelOutput(pred=mean, variance=var[:, :3]), batch)
+    with pytest.raises(ConfigError, match="min_variance"):
+        build_loss("gaussian_nll", min_variance=0.0)
+    assert GaussianNLLLoss.uses_variance and not PixelL1Loss.uses_variance
+
+
+# --------------------------------------------------------------------------- GAN losses
+def test_gan_losses_hand_values():
+    assert list_gan_losses() == ["bce", "hinge", "lsgan"] == sorted(GAN_LOSSES)
+    real = torch.tensor([[[[2.0, 0.0]]]])
+    fake = torch.tensor([[[[-1.0, 0.5]]]])
+    ls = build_gan_loss("lsgan")
+    # D: 0.5 (mean((2-1)^2, (0-1)^2) + mean(1, 0.25)) = 0.5 (1 + 0.625); G: mean(4, 0.25)
+    assert ls.discriminator(real, fake).item() == pytest.approx(0.5 * (1.0 + 0.625))
+    assert ls.generator(fake).item() == pytest.approx(2.125)
+    hinge = build_gan_loss("hinge")
+    # D: 0.5 (mean(relu(-1), relu(1)) + mean(relu(0), relu(1.5))) = 0.5 (0.5 + 0.75)
+    assert hinge.discriminator(real, fake).item() == pytest.approx(0.625)
+    assert hinge.generator(fake).item() == pytest.approx(0.25)
+    bce = build_gan_loss("BCE")
+
+    def sp(x):  # softplus: -log sigmoid(-x)
+        return math.log1p(math.exp(x))
+
+    d = 0.5 * ((sp(-2.0) + sp(0.0)) / 2 + (sp(-1.0) + sp(0.5)) / 2)
+    assert bce.discriminator(real, fake).item() == pytest.approx(d)
+    assert bce.generator(fake).item() == pytest.approx((sp(1.0) + sp(-0.5)) / 2)
+    with pytest.raises(ConfigError, match="unknown GAN loss 'wgan'; valid: bce, hinge, lsgan"):
+        build_gan_loss("wgan")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ls.generator(fake.bfloat16()).dtype == torch.float32

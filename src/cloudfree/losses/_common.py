@@ -15,6 +15,17 @@ Every loss treats a pixel whose ``valid_mask`` is False as absent:
 A batch without a single valid pixel gives a loss of exactly 0 (still attached to the graph,
 with zero gradient) rather than NaN. Without a ``valid_mask`` key every pixel counts.
 
+Model outputs
+-------------
+A loss is called as ``loss(output, batch)``. ``output`` is the model's
+:class:`~cloudfree.models.ModelOutput` (any object with a ``pred`` tensor and optionally a
+``variance`` tensor of the same shape) or a bare prediction tensor, which counts as an output
+with ``pred`` only. Losses whose :attr:`CloudRemovalLoss.uses_variance` is True (the Gaussian
+NLL) need the variance and raise :class:`ConfigError` without one; every other loss reads
+``pred`` only. (The output type is duck-typed so that this layer does not import
+:mod:`cloudfree.models`.) An invalid pixel's variance is set to 1 before use, so that neither
+its value nor a NaN there reaches the loss.
+
 Precision
 ---------
 Losses are computed in ``float64`` for ``float64`` predictions and in ``float32`` otherwise
@@ -37,7 +48,7 @@ from torch import nn
 from cloudfree.errors import ConfigError
 from cloudfree.metrics.ssim import ssim_map
 
-__all__ = ["CloudRemovalLoss", "PreparedBatch", "masked_mean"]
+__all__ = ["CloudRemovalLoss", "PreparedBatch", "masked_mean", "split_output"]
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -74,6 +85,7 @@ class PreparedBatch:
     valid: torch.Tensor | None  # bool [B, 1, H, W] or None (every pixel valid)
     batch: Mapping[str, Any]
     loss_name: str
+    variance: torch.Tensor | None = None  # same shape as pred, 1 where invalid (or not asked)
 
     def _get(self, key: str) -> torch.Tensor:
         if key not in self.batch:
@@ -141,8 +153,23 @@ def _check_mask(m: torch.Tensor, key: str, pred: torch.Tensor, loss_name: str) -
     return m.to(pred.device)
 
 
-def prepare(pred: torch.Tensor, batch: Mapping[str, Any], loss_name: str) -> PreparedBatch:
-    """Check ``pred`` and ``batch['target']``, upcast, and zero both at invalid pixels."""
+def split_output(output: Any) -> tuple[Any, Any]:
+    """``(pred, variance)`` of a model output (see "Model outputs" above); a tensor is
+    ``(output, None)``."""
+    if isinstance(output, torch.Tensor) or not hasattr(output, "pred"):
+        return output, None  # anything else is rejected by prepare with its type named
+    variance = getattr(output, "variance", None)
+    return output.pred, variance
+
+
+def prepare(
+    pred: torch.Tensor,
+    batch: Mapping[str, Any],
+    loss_name: str,
+    variance: torch.Tensor | None = None,
+) -> PreparedBatch:
+    """Check ``pred`` and ``batch['target']``, upcast, and zero both at invalid pixels; a
+    given ``variance`` is checked against ``pred``'s shape, upcast and set to 1 there."""
     if not isinstance(pred, torch.Tensor) or pred.ndim != 4 or not pred.is_floating_point():
         desc = (
             f"shape {tuple(pred.shape)}, dtype {pred.dtype}"
@@ -162,6 +189,18 @@ def prepare(pred: torch.Tensor, batch: Mapping[str, Any], loss_name: str) -> Pre
         pred = torch.where(valid, pred, torch.zeros((), dtype=pred.dtype, device=pred.device))
     prepared = PreparedBatch(pred=pred, target=pred, valid=valid, batch=batch, loss_name=loss_name)
     prepared.target = prepared.image("target")
+    if variance is not None:
+        if not isinstance(variance, torch.Tensor) or variance.shape != pred.shape:
+            got = tuple(variance.shape) if isinstance(variance, torch.Tensor) else variance
+            raise ConfigError(
+                f"loss {loss_name!r}: the variance has shape {got} but the prediction has "
+                f"shape {tuple(pred.shape)}"
+            )
+        variance = variance.to(device=pred.device, dtype=pred.dtype)
+        if valid is not None:
+            one = torch.ones((), dtype=variance.dtype, device=variance.device)
+            variance = torch.where(valid, variance, one)
+        prepared.variance = variance
     return prepared
 
 
@@ -196,14 +235,18 @@ def check_float(
 
 
 class CloudRemovalLoss(nn.Module):
-    """Base class: ``forward(pred, batch) -> scalar`` on a collated dataset batch.
+    """Base class: ``forward(output, batch) -> scalar`` on a collated dataset batch.
 
+    ``output`` is a model output or a bare prediction tensor (see "Model outputs" above).
     Subclasses implement :meth:`compute`, which receives a :class:`PreparedBatch` and returns
     the loss and a dict of its (undetached) component terms; the detached terms of the last
-    call are kept in :attr:`last_terms` for logging.
+    call are kept in :attr:`last_terms` for logging. Subclasses that read
+    ``PreparedBatch.variance`` set :attr:`uses_variance`.
     """
 
     name: ClassVar[str] = ""
+    #: the loss needs the output's ``variance`` (uncertainty models); the trainer checks it
+    uses_variance: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -212,10 +255,17 @@ class CloudRemovalLoss(nn.Module):
     def compute(self, x: PreparedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def forward(self, pred: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+    def forward(self, output: Any, batch: Mapping[str, Any]) -> torch.Tensor:
+        name = self.name or type(self).__name__
+        pred, variance = split_output(output)
+        if self.uses_variance and variance is None:
+            raise ConfigError(
+                f"loss {name!r} needs the model's variance output (a model output with "
+                "'variance'), got a prediction only"
+            )
         device = pred.device if isinstance(pred, torch.Tensor) else torch.device("cpu")
         with _autocast_off(device):
-            x = prepare(pred, batch, self.name or type(self).__name__)
+            x = prepare(pred, batch, name, variance if self.uses_variance else None)
             loss, terms = self.compute(x)
         self.last_terms = {k: v.detach() for k, v in terms.items()}
         return loss

@@ -7,7 +7,7 @@ the error names the bad key and lists the valid keys of its section):
                (a pretrained directory or an official checkpoint to start from)
 ``data``       dataset root and sampling: ``root``, ``dataset``, ``protocol``, ``bands``,
                ``patch_size``, ``val_patch_size``, ``batch_size``, ``val_batch_size``,
-               ``num_workers``, ``cloud_mask_method``, ``cloud_threshold``, ``augment``
+               ``num_workers``, ``masks``, ``cloud_mask_method``, ``cloud_threshold``, ``augment``
                {``hflip``, ``vflip``, ``rot90``}, ``seasons``, ``train_split``, ``val_split``,
                ``limit_train``, ``limit_val``, ``layout``, ``csv_path``
 ``loss``       ``name`` (see :func:`cloudfree.losses.list_losses`), ``kwargs``
@@ -21,6 +21,19 @@ the error names the bad key and lists the valid keys of its section):
                ``limit_val_batches``, ``gradient_clip_val``, ``deterministic``,
                ``checkpoint_every_n_steps``, ``num_sanity_val_steps``, ``enable_progress_bar``
 ``metrics``    ``protocol``: metric protocol of the validation PSNR / SSIM / MAE
+``task``       settings of the training task the model's spec selects (see
+               :mod:`cloudfree.train.tasks`): ``stage_weights`` (multi-stage models: weights of
+               the per-stage losses, stages first, then ``pred``; null = all 1),
+               ``allow_loss_without_variance`` (uncertainty models: allow a loss that ignores
+               the variance, e.g. ``l1`` on the mean)
+``adversarial`` GAN training of models that declare the ``adversarial`` task (null or absent:
+               the defaults below; an error for any other model): ``discriminator``
+               (:func:`cloudfree.models.list_discriminators`, default ``patchgan``),
+               ``discriminator_kwargs`` (``in_channels`` is set by the trainer),
+               ``condition`` (optical_sar, optical, none: what the discriminator sees next
+               to the image), ``gan_loss`` (lsgan, bce, hinge), ``weight`` (of the adversarial
+               term in the generator loss, 0.01), ``optimizer`` and ``scheduler`` of the
+               discriminator (null: the same settings as the generator's sections)
 top level      ``name`` (run name), ``description``, ``seed``, ``out``
 
 Overrides use dotted keys, ``--set optimizer.lr=5e-4`` or ``--set model.kwargs.width=32`` (the
@@ -39,6 +52,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.resources
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +74,7 @@ from pydantic import (
 from cloudfree.errors import ConfigError, InputFileError
 
 __all__ = [
+    "AdversarialConfig",
     "AugmentConfig",
     "DataConfig",
     "LossConfig",
@@ -67,6 +82,7 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "SchedulerConfig",
+    "TaskConfig",
     "TrainConfig",
     "TrainerConfig",
     "apply_overrides",
@@ -123,14 +139,19 @@ class AugmentConfig(_Section):
 class DataConfig(_Section):
     """``data``: the dataset and how batches are drawn from it.
 
-    ``protocol`` and ``bands`` default (null) to the model's registry entry. ``patch_size`` is
+    ``dataset`` names a registered dataset (:func:`cloudfree.data.list_datasets`). ``protocol``
+    and ``bands`` default (null) to the model's registry entry, so a recipe whose model is
+    replaced (``--set model.name=...``) takes the new model's normalisation unless the
+    protocol is set explicitly; :func:`resolve_config` fills them in (the run's stored
+    ``config.yaml`` holds the resolved values). ``masks`` computes the cloud / shadow masks
+    (needed by the CARL and CARF losses; false skips the cloud detector). ``patch_size`` is
     the random training crop (null: whole patches); ``val_patch_size`` the centre crop used for
     validation (null: whole patches). ``cloud_threshold`` null uses the method's default.
     ``limit_train`` / ``limit_val`` keep the first N samples of a split (smoke runs).
     """
 
     root: str | None = None
-    dataset: Literal["sen12mscr"] = "sen12mscr"
+    dataset: str = "sen12mscr"
     protocol: str | None = None
     bands: str | list[str] | None = None
     patch_size: PositiveInt | None = 128
@@ -138,6 +159,7 @@ class DataConfig(_Section):
     batch_size: PositiveInt = 1
     val_batch_size: PositiveInt | None = None
     num_workers: NonNegativeInt = 4
+    masks: bool = True
     cloud_mask_method: str = "rule_based"
     cloud_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
@@ -153,6 +175,17 @@ class DataConfig(_Section):
     @classmethod
     def _seasons_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, value: str) -> str:
+        from cloudfree.data import get_dataset  # importing cloudfree.data registers them
+
+        try:
+            get_dataset(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class LossConfig(_Section):
@@ -251,6 +284,49 @@ class MetricsConfig(_Section):
     protocol: str = "uncrtaints"
 
 
+class TaskConfig(_Section):
+    """``task``: settings of the training task that the model's spec selects
+    (:mod:`cloudfree.train.tasks`; settings that do not apply to the model are errors).
+
+    ``stage_weights``: multi-stage models only: one weight per stage output and one for the
+    final ``pred`` (``num_stages + 1`` values, stages first); null weighs every term 1.
+    ``allow_loss_without_variance``: uncertainty models only: train with a loss that reads
+    ``pred`` only (the variance head then gets no gradient); without it such a loss is an error.
+    """
+
+    stage_weights: list[NonNegativeFloat] | None = None
+    allow_loss_without_variance: bool = False
+
+    @field_validator("stage_weights")
+    @classmethod
+    def _some_weight(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not any(w > 0 for w in value):
+            raise ValueError("needs at least one weight > 0")
+        return value
+
+
+class AdversarialConfig(_Section):
+    """``adversarial``: GAN training (models with the ``adversarial`` task only).
+
+    The generator (the model) minimises ``loss + weight * gan_loss.generator(D(fake))``; the
+    discriminator ``D`` (``discriminator`` with ``discriminator_kwargs``; its ``in_channels``
+    are set from the model: the conditioning channels plus the image channels) minimises
+    ``gan_loss.discriminator(D(real), D(fake))``. ``condition``: what ``D`` sees next to the
+    image: the cloudy optical input and SAR (``optical_sar``, needs a model that uses SAR), the
+    optical input only, or nothing (an unconditional GAN). ``optimizer`` / ``scheduler`` of the
+    discriminator default (null) to the generator's sections. ``weight: 0`` trains the
+    generator on the reconstruction loss alone (the discriminator still learns).
+    """
+
+    discriminator: str = "patchgan"
+    discriminator_kwargs: dict[str, Any] = Field(default_factory=dict)
+    condition: Literal["optical_sar", "optical", "none"] = "optical_sar"
+    gan_loss: str = "lsgan"
+    weight: NonNegativeFloat = 0.01
+    optimizer: OptimizerConfig | None = None
+    scheduler: SchedulerConfig | None = None
+
+
 class TrainConfig(_Section):
     """A complete training configuration (see the module docstring)."""
 
@@ -263,6 +339,8 @@ class TrainConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     trainer: TrainerConfig
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    adversarial: AdversarialConfig | None = None
     seed: NonNegativeInt = 0
     out: str | None = None
 
@@ -279,6 +357,9 @@ def _section_class(path: tuple[Any, ...]) -> type[BaseModel] | None:
     for part in path:
         field = cls.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
+        optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(optional) == 1:  # an optional section: ``Section | None``
+            annotation = optional[0]
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         cls = annotation
@@ -413,7 +494,7 @@ def model_info(name: str) -> Any:
     when unknown)."""
     from cloudfree.models import get_model_info, list_models
 
-    if name not in list_models():
+    if name not in list_models(include_standins=True):  # stand-ins train too (tests)
         raise ConfigError(
             f"model.name: unknown model {name!r}; registered models: {', '.join(list_models())}"
         )
