@@ -6,6 +6,7 @@ demo's claim (GLF-CR beats the identity and the no-SAR model inside clouds).
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -70,6 +71,13 @@ def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
         "no_sar_inside_clouds_mae",
         "identity_overall_ssim",
     } <= set(header)
+    # one N-model evaluation (OUT/eval) behind OUT/per_image.csv: same values, identity first
+    with open(out / "eval" / "per_image.csv", newline="") as fh:
+        merged = list(csv.DictReader(fh))
+    with open(out / "per_image.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert header[3].startswith("identity_") and list(merged[0])[3].startswith("no_sar_")
+    assert [{k: r[k] for k in header} for r in merged] == table
     panels = json.loads((out / "panels" / "panels.json").read_text())
     assert len(panels["samples"]) == 2
     assert [c["key"] for c in panels["columns"]] == [

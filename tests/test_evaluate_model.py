@@ -24,9 +24,15 @@ from cloudfree.evaluate import (
     REGIONS,
     center_crop,
     evaluate_checkpoint,
+    evaluate_checkpoints,
     evaluate_model,
+    evaluate_models,
+    get_baseline,
+    list_baselines,
     load_model_for_evaluation,
     per_image_columns,
+    predict_samples,
+    register_baseline,
     resolve_weights_dir,
     write_evaluation,
 )
@@ -373,3 +379,213 @@ def test_cli_bad_inputs(tmp_path, data_root, weights_dir):
         + ["--split", "all", "--out", str(tmp_path / "file")],
     )
     assert res.exit_code == 2 and "--out" in res.output
+
+
+# ------------------------------------------------------------------------ N models, baselines
+@pytest.fixture(scope="module")
+def raw_dataset(data_root) -> SEN12MSCR:
+    """The same samples, raw (DN, dB): normalised by the evaluation for each model."""
+    return SEN12MSCR(data_root, split="all", crop="center")
+
+
+def _glf_cr(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_model("glf_cr", width=8, num_blocks=1, layers_per_block=1, growth=8).eval()
+
+
+def _assert_same_rows(rows, reference, columns) -> None:
+    assert [r["id"] for r in rows] == [r["id"] for r in reference]
+    for r1, r2 in zip(rows, reference):
+        for c in columns:
+            assert _same(r1[c], r2[c]), (r1["id"], c, r1[c], r2[c])
+
+
+def _cols(name: str, as_name: str | None = None) -> list[tuple[str, str]]:
+    return [
+        (f"{as_name or name}_{r}_{m}", f"{name}_{r}_{m}") for r in REGIONS for m in METRIC_NAMES
+    ]
+
+
+def test_raw_dataset_gives_the_normalised_datasets_values(raw_dataset, result):
+    """Raw samples normalised per model = a dataset built with the model's protocol, exactly."""
+    res = evaluate_model(_model(0), raw_dataset, batch_size=3, progress=False)
+    _assert_same_rows(res.rows, result.rows, per_image_columns("dsen2cr")[3:])
+    assert [r["cover_bin"] for r in res.rows] == [r["cover_bin"] for r in result.rows]
+    assert json.dumps(res.summary["models"]) == json.dumps(result.summary["models"])
+    assert res.summary["dataset"]["samples"] == "raw, normalised for each model"
+    assert res.summary["evaluated"]["identity"] == {
+        "kind": "baseline",
+        "normalisation": "dsen2cr",
+        "bands": res.summary["bands"],
+    }
+
+
+def test_n_models_equal_their_single_evaluations(data_root, raw_dataset, result):
+    """Two dsen2cr models and a GLF-CR (another normalisation) in one pass: each column equals
+    that model's evaluation alone; the identity is measured in the first model's scaling."""
+    models = {"a": _model(0), "b": _model(5), "glf": _glf_cr(1)}
+    res = evaluate_models(models, raw_dataset, batch_size=3, progress=False)
+    assert res.model_names == ("a", "b", "glf") and res.baseline_names == (IDENTITY_NAME,)
+    assert res.columns == per_image_columns(["a", "b", "glf"])
+    assert list(res.summary["models"]) == ["a", "b", "glf", IDENTITY_NAME]
+    assert res.summary["normalisation"] == "dsen2cr"
+    assert res.summary["evaluated"]["glf"]["normalisation"] == "glf_cr"
+    alone_b = evaluate_model(_model(5), raw_dataset, batch_size=3, progress=False)
+    glf_data = SEN12MSCR(data_root, split="all", protocol="glf_cr", crop="center")
+    alone_glf = evaluate_model(_glf_cr(1), glf_data, batch_size=3, progress=False)
+    for alone, name, key in ((result, "dsen2cr", "a"), (alone_b, "dsen2cr", "b")):
+        pairs = _cols(name, key)
+        for r1, r2 in zip(res.rows, alone.rows):
+            assert all(_same(r1[c1], r2[c2]) for c1, c2 in pairs), key
+        assert json.dumps(res.summary["models"][key]) == json.dumps(alone.summary["models"][name])
+    for r1, r2 in zip(res.rows, alone_glf.rows):
+        assert all(_same(r1[c1], r2[c2]) for c1, c2 in _cols("glf_cr", "glf"))
+    for r1, r2 in zip(res.rows, result.rows):
+        assert all(_same(r1[c], r2[c]) for c, _ in _cols(IDENTITY_NAME))
+    # the written table holds every model and the baseline
+    csv_path, _ = write_evaluation(res, Path(data_root).parent / "n_models_eval")
+    with open(csv_path, newline="") as fh:
+        assert tuple(next(csv.reader(fh))) == res.columns
+
+
+def test_normalised_dataset_needs_matching_models(dataset):
+    with pytest.raises(ConfigError, match="model 'glf' expects 'glf_cr'"):
+        evaluate_models({"a": _model(0), "glf": _glf_cr()}, dataset, progress=False)
+    samples = [dataset[0]]  # no protocol attribute: the models' own scalings must agree
+    with pytest.raises(ConfigError, match="different scalings .*a: dsen2cr; glf: glf_cr"):
+        evaluate_models({"a": _model(0), "glf": _glf_cr()}, samples, progress=False)
+
+
+def test_model_keys(dataset):
+    with pytest.raises(ConfigError, match="cannot be called 'identity'"):
+        evaluate_models({"identity": _model(0)}, dataset, progress=False)
+    with pytest.raises(ConfigError, match="two models are called 'dsen2cr'"):
+        evaluate_models([_model(0), _model(1)], dataset, progress=False)
+    with pytest.raises(ConfigError, match="no model to evaluate"):
+        evaluate_models({}, dataset, progress=False)
+
+
+def test_baseline_registry(dataset):
+    assert IDENTITY_NAME in list_baselines()
+    assert get_baseline(IDENTITY_NAME) is not None
+    with pytest.raises(ConfigError, match="unknown baseline 'mosaic'; registered: .*identity"):
+        get_baseline("mosaic")
+    with pytest.raises(ConfigError, match="already registered"):
+        register_baseline(IDENTITY_NAME)
+    with pytest.raises(ConfigError, match="must be an identifier"):
+        register_baseline("no-dash")
+
+    from cloudfree.evaluate import baselines as registry
+
+    @register_baseline("test_dark")
+    def dark(inputs, batch):
+        """A black image (0 DN): a second baseline for the test."""
+        return torch.zeros_like(inputs.optical)
+
+    try:
+        assert "test_dark" in list_baselines()
+        res = evaluate_models(
+            [_model(0)],
+            Subset(dataset, range(3)),
+            baselines=("test_dark", IDENTITY_NAME),
+            progress=False,
+        )
+        assert res.baseline_names == ("test_dark", IDENTITY_NAME)
+        assert list(res.summary["models"]) == ["dsen2cr", "test_dark", IDENTITY_NAME]
+        assert res.columns == per_image_columns("dsen2cr", ("test_dark", IDENTITY_NAME))
+        # black against the target: MAE = mean reflectance of the target's valid pixels
+        s = dataset[0]
+        y = denormalize_optical(s["target"], "dsen2cr") / 10000
+        expected = float(y[:, s["valid_mask"][0]].mean())
+        assert res.rows[0]["test_dark_overall_mae"] == pytest.approx(expected, rel=1e-5)
+        # without baselines: the models only
+        subset = Subset(dataset, range(3))
+        alone = evaluate_models([_model(0)], subset, baselines=(), progress=False)
+        assert list(alone.summary["models"]) == ["dsen2cr"]
+    finally:
+        registry._BASELINES.pop("test_dark", None)
+
+
+def test_evaluate_checkpoints_two_models(tmp_path, data_root, weights_dir, result):
+    other = save_pretrained(_model(5), tmp_path / "other")
+    res = evaluate_checkpoints(
+        {"first": weights_dir, "second": other},
+        data_root,
+        split="all",
+        out_dir=tmp_path / "eval",
+        batch_size=3,
+        progress=False,
+    )
+    s = res.summary
+    assert list(s["models"]) == ["first", "second", IDENTITY_NAME]
+    assert s["checkpoints"] == {"first": str(weights_dir.resolve()), "second": str(other.resolve())}
+    assert s["weights_dir"] == str(weights_dir.resolve()) and s["limit"] is None
+    for r1, r2 in zip(res.rows, result.rows):
+        assert all(_same(r1[c1], r2[c2]) for c1, c2 in _cols("dsen2cr", "first"))
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert list(summary["models"]) == ["first", "second", IDENTITY_NAME]
+
+
+def test_predict_samples(raw_dataset, result):
+    """Predictions as arrays for the report's panels; captions measured like the table."""
+    indices = [0, 3]
+    got = predict_samples({"net": _model(0)}, raw_dataset, indices)
+    assert got.protocol == "dsen2cr" and got.metrics_crop is None and len(got.band_names) == 13
+    assert [s["id"] for s in got.samples] == [raw_dataset.ids[i] for i in indices]
+    for i, sample in zip(indices, got.samples):
+        assert sample["optical"].shape == (13, 32, 32) and sample["sar"].shape == (2, 32, 32)
+        assert sample["optical"].dtype == np.float32 and sample["valid_mask"].dtype == bool
+        assert 0 <= sample["optical"].min() and sample["optical"].max() <= 1
+        assert sample["sar"].max() <= 0 and sample["sar"].min() >= -32.5  # dB
+        row = result.rows[i]
+        for key, name in (("net", "dsen2cr"), (IDENTITY_NAME, IDENTITY_NAME)):
+            m = sample["metrics"][key]
+            if math.isnan(row[f"{name}_inside_clouds_psnr"]):
+                assert m is None
+            else:
+                assert m["psnr"] == pytest.approx(row[f"{name}_inside_clouds_psnr"], rel=1e-5)
+                assert m["mae"] == pytest.approx(row[f"{name}_inside_clouds_mae"], rel=1e-5)
+    assert [p.shape for p in got.predictions["net"]] == [(13, 32, 32)] * 2
+    with pytest.raises(ConfigError, match="no sample"):
+        predict_samples({"net": _model(0)}, raw_dataset, [])
+
+
+def test_predict_samples_captions_use_the_metric_crop(raw_dataset):
+    proto = dataclasses.replace(get_metric_protocol("glf_cr"), center_crop=16)
+    model = _model(3, zero_tail=True)  # returns its input: its metrics are the identity's
+    got = predict_samples({"net": model}, raw_dataset, range(N_PATCHES), metric_protocol=proto)
+    assert got.metrics_crop == 16
+    for s in got.samples:
+        cloud = center_crop(torch.from_numpy(s["cloud_mask"] > 0.5), 16)
+        valid = center_crop(torch.from_numpy(s["valid_mask"]), 16)
+        region = (cloud & valid)[None, None]
+        if not bool(region.any()):
+            assert s["metrics"]["net"] is None
+            continue
+        y = center_crop(torch.from_numpy(s["target"]), 16)[None]
+        x = center_crop(torch.from_numpy(s["optical"]), 16)[None]
+        expected = image_metrics(x, y, proto, region)
+        assert s["metrics"][IDENTITY_NAME]["psnr"] == float(expected["psnr"][0])
+        assert s["metrics"]["net"] == s["metrics"][IDENTITY_NAME]
+
+
+def test_cli_two_checkpoints_in_one_table(tmp_path, data_root, weights_dir):
+    other = save_pretrained(_model(5), tmp_path / "other")
+    out = tmp_path / "two"
+    args = ["evaluate", "--data", str(data_root), "--split", "all", "--limit", "2"]
+    named = ["--checkpoint", f"mine={weights_dir}", "--checkpoint", f"theirs={other}"]
+    res = CliRunner().invoke(main, [*args, *named, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"model:    mine ({weights_dir.resolve()})" in res.output
+    assert "theirs   inside clouds" in res.output and "identity inside clouds" in res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["models"]) == ["mine", "theirs", IDENTITY_NAME]
+    with open(out / "per_image.csv", newline="") as fh:
+        assert tuple(next(csv.reader(fh))) == per_image_columns(["mine", "theirs"])
+    mixed = ["--checkpoint", f"mine={weights_dir}", "--checkpoint", str(other)]
+    res = CliRunner().invoke(main, [*args, *mixed])
+    assert res.exit_code == 2 and "name every model (KEY=PATH) or none" in res.output
+    same = ["--checkpoint", str(weights_dir), "--checkpoint", str(other)]
+    res = CliRunner().invoke(main, [*args, *same])
+    assert res.exit_code == 1 and "several checkpoints hold a 'dsen2cr' model" in res.output
+    assert "KEY=PATH on the command line" in res.output

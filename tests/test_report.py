@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from cloudfree.cli import main
-from cloudfree.errors import InputFileError
+from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.report import build_report, load_report_inputs, select_by_cover
 from cloudfree.report.panels import mask_image, percentile_stretch, rgb_image, sar_image
 from cloudfree.report.plots import cover_bin_table
@@ -151,6 +151,17 @@ def test_report_of_an_evaluation_with_panels(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     manifest = json.loads((ev / "panels" / "panels.json").read_text())
     assert [c["key"] for c in manifest["columns"]] == ["cloudy", "sar", "glf_cr", "target", "mask"]
+    # the captions are the metrics table's per-image values (same crop: the whole patch here)
+    assert manifest["metrics_area"] == "the whole patch (as in the metrics table)"
+    with open(ev / "per_image.csv", newline="") as fh:
+        table = {r["id"]: r for r in csv.DictReader(fh)}
+    for s in manifest["samples"]:
+        for key in ("identity", "glf_cr"):
+            m, row = s["metrics"][key], table[s["id"]]
+            if m is None:
+                assert math.isnan(float(row[f"{key}_inside_clouds_psnr"]))
+            else:
+                assert m["psnr"] == pytest.approx(float(row[f"{key}_inside_clouds_psnr"]), 1e-5)
     covers = [s["cloud_cover"] for s in manifest["samples"]]
     assert len(covers) == 2 and covers == sorted(covers)
     text = (ev / "report.html").read_text()
@@ -234,3 +245,75 @@ def test_panel_captions_say_when_a_patch_has_no_cloud(tmp_path: Path) -> None:
     assert text.count("no pixel inside clouds") == 2
     assert "30.2 dB, MAE 0.020" in text and "12.0 dB, MAE 0.200" in text
     assert text.index("clear") < text.index("cloudy</b>")
+
+
+def test_sample_panels_from_plain_arrays(tmp_path: Path) -> None:
+    """The report draws given predictions: plain arrays, no model, no dataset."""
+    from PIL import Image
+
+    from cloudfree.report.panels import render_sample_panels
+
+    rng = np.random.default_rng(2)
+    names = ["B02", "B03", "B04", "B08"]
+    samples, preds = [], []
+    for i in range(2):
+        cloud = np.zeros((12, 12), dtype=np.float32)
+        cloud[:6] = 1
+        samples.append(
+            {
+                "id": f"s{i}",
+                "cloud_cover": 0.5,
+                "optical": rng.uniform(0, 1, (4, 12, 12)).astype(np.float32),
+                "target": rng.uniform(0, 0.3, (4, 12, 12)).astype(np.float32),
+                "sar": rng.uniform(-25, 0, (2, 12, 12)).astype(np.float32),
+                "cloud_mask": cloud,
+                "metrics": {"identity": {"psnr": 11.0, "mae": 0.2}, "net": None},
+            }
+        )
+        preds.append(samples[-1]["target"] * 0.5)
+    manifest = render_sample_panels(
+        samples,
+        {"net": preds},
+        tmp_path / "panels",
+        band_names=names,
+        labels={"net": "Net"},
+        metric_protocol="glf_cr",
+        metrics_crop=8,
+    )
+    assert [c["key"] for c in manifest["columns"]] == ["cloudy", "sar", "net", "target", "mask"]
+    assert manifest["columns"][2]["label"] == "Net"
+    assert manifest["metrics_area"].startswith("the central 8 x 8 px")
+    assert manifest["samples"][0]["metrics"] == samples[0]["metrics"]
+    assert json.loads((tmp_path / "panels" / "panels.json").read_text()) == manifest
+    files = manifest["samples"][1]["images"]
+    net = np.asarray(Image.open(tmp_path / "panels" / files["net"]))
+    assert net.shape == (192, 192, 3)  # 12 px enlarged x16 (nearest) to >= 192
+    mask = np.asarray(Image.open(tmp_path / "panels" / files["mask"]))
+    assert tuple(mask[0, 0]) == (245, 245, 245) and tuple(mask[-1, -1]) == (40, 44, 52)
+    # the prediction is half the target: darker under the one shared stretch
+    target = np.asarray(Image.open(tmp_path / "panels" / files["target"]))
+    assert net.mean() < target.mean()
+    with pytest.raises(ConfigError, match="1 prediction"):
+        render_sample_panels(samples, {"net": preds[:1]}, tmp_path / "x", band_names=names)
+    with pytest.raises(ConfigError, match="needs bands B04,B03,B02"):
+        render_sample_panels(samples, {}, tmp_path / "x", band_names=["B08"] * 4)
+
+
+def test_report_never_imports_models_predict_train() -> None:
+    """The report package draws and writes; models run in evaluate / the CLI."""
+    import ast
+
+    import cloudfree.report
+
+    root = Path(cloudfree.report.__file__).parent
+    forbidden = ("cloudfree.models", "cloudfree.predict", "cloudfree.train", "cloudfree.evaluate")
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,33 @@ def test_init_weights_official_checkpoint_that_does_not_convert(
         prepare_run(cfg)
 
 
+def test_init_weights_wraps_every_loader_error(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loader's ConfigError is wrapped with the path and model whatever its text says (the
+    wrapping does not depend on the message; it used to pass through one starting with
+    "model.init_weights" unwrapped)."""
+    import cloudfree.models
+    from cloudfree.train.run import load_init_weights
+
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise ConfigError("model.init_weights looks like ours but comes from the loader")
+
+    monkeypatch.setattr(cloudfree.models, "load_official_checkpoint", fails)
+    ckpt = tmp_path / "net.pth"
+    ckpt.write_bytes(b"x")
+    cfg = tiny_config(data_root, tmp_path / "r", model__init_weights=str(ckpt))
+    with pytest.raises(
+        ConfigError,
+        match=r"model.init_weights: .*net\.pth is not usable for model 'dsen2cr': "
+        "model.init_weights looks like ours",
+    ):
+        load_init_weights(create_model("dsen2cr", width=8, num_blocks=1), cfg)
+    missing = tiny_config(data_root, tmp_path / "r", model__init_weights=str(tmp_path / "no"))
+    with pytest.raises(ConfigError, match=r"model.init_weights: .*no does not exist"):
+        load_init_weights(create_model("dsen2cr", width=8, num_blocks=1), missing)
+
+
 def test_init_weights_with_other_kwargs(data_root: Path, tmp_path: Path) -> None:
     wide = save_pretrained(create_model("dsen2cr", width=16, num_blocks=1), tmp_path / "wide")
     cfg = tiny_config(data_root, tmp_path / "r", model__init_weights=str(wide))
@@ -214,6 +242,65 @@ def test_cli_error_before_training_is_one_line(data_root: Path, tmp_path: Path) 
     assert not (tmp_path / "r").exists()
 
 
+def _cli_overrides(
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path, *args: str
+) -> tuple[Any, TrainConfig | None]:
+    """Invoke ``cloudfree train`` with ``args``; return the result and the config it built
+    (prepare_run is replaced by a stub that records the config and stops before training)."""
+    import cloudfree.train.run
+
+    seen: list[TrainConfig] = []
+
+    def stop(config: TrainConfig, resume: bool = False) -> None:
+        seen.append(config)
+        raise ConfigError("stopped before training")
+
+    monkeypatch.setattr(cloudfree.train.run, "prepare_run", stop)
+    base = ["train", "--recipe", "dsen2cr", "--data", str(data_root), "--out", str(tmp_path)]
+    res = CliRunner().invoke(main, [*base, *args])
+    return res, (seen[0] if seen else None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "optimizer.lr=1e-3", "model.kwargs.width=4", "data.batch_size=3"],
+        [
+            "--set",
+            "optimizer.lr=1e-3",
+            "--set",
+            "model.kwargs.width=4",
+            "--set",
+            "data.batch_size=3",
+        ],
+        ["--set", "optimizer.lr=1e-3", "model.kwargs.width=4", "--set", "data.batch_size=3"],
+    ],
+)
+def test_cli_several_pairs_after_one_set(
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path, args: list[str]
+) -> None:
+    res, cfg = _cli_overrides(monkeypatch, data_root, tmp_path, *args)
+    assert res.output.startswith("Error: stopped before training"), res.output
+    assert cfg is not None
+    assert (cfg.optimizer.lr, cfg.model.kwargs["width"], cfg.data.batch_size) == (1e-3, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "optimizer.lr=1e-3", "width"], "unexpected argument 'width': the arguments"),
+        (["--set", "width", "optimizer.lr=1e-3"], "expected key=value, got 'width'"),
+        (["--set", "a.b=1", "a.b=2"], r"a\.b given more than once"),
+    ],
+)
+def test_cli_set_arguments_without_equals_are_named(
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    res, cfg = _cli_overrides(monkeypatch, data_root, tmp_path, *args)
+    assert res.exit_code == 1 and cfg is None
+    assert re.match(rf"Error: {message}", res.output), res.output
+
+
 # --------------------------------------------------------------------------- a short run
 @pytest.fixture(scope="module")
 def short_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
@@ -241,7 +328,9 @@ def test_run_directory_layout(short_run: Any) -> None:
 
 def test_resolved_config_written(short_run: Any, data_root: Path) -> None:
     saved = yaml.safe_load((short_run.run_dir / "config.yaml").read_text())
-    assert saved["data"]["protocol"] == "dsen2cr"  # from the recipe
+    # the dsen2cr recipe leaves data.protocol to the model: glf_cr replaced dsen2cr, so the
+    # run normalises as GLF-CR does (an explicit data.protocol would win)
+    assert saved["data"]["protocol"] == "glf_cr"
     assert saved["data"]["bands"] == "all"
     assert saved["data"]["root"] == str(data_root.resolve())
     assert saved["model"]["name"] == "glf_cr" and saved["model"]["kwargs"]["width"] == 16
@@ -252,7 +341,7 @@ def test_resolved_config_written(short_run: Any, data_root: Path) -> None:
 def test_exported_weights_reproduce_the_module(short_run: Any, data_root: Path) -> None:
     from cloudfree.data import SEN12MSCR
 
-    ds = SEN12MSCR(data_root, split="val", protocol="dsen2cr")
+    ds = SEN12MSCR(data_root, split="val", protocol="glf_cr")
     sample = ds[0]
     net = short_run.module.model.eval()
     loaded = load_pretrained(short_run.final_weights)
@@ -262,7 +351,7 @@ def test_exported_weights_reproduce_the_module(short_run: Any, data_root: Path) 
     assert torch.equal(expected, got)
     cfg = json.loads((short_run.final_weights / "config.json").read_text())
     assert cfg["name"] == "glf_cr" and cfg["kwargs"]["width"] == 16
-    assert cfg["protocol"] == "dsen2cr" and cfg["bands"] == "all"
+    assert cfg["protocol"] == "glf_cr" and cfg["bands"] == "all"
     assert cfg["training"]["selection"] == "final" and cfg["training"]["global_step"] == 5
     assert cfg["training"]["config"]["optimizer"]["name"] == "nadam"
     best = json.loads((short_run.best_weights / "config.json").read_text())

@@ -43,6 +43,7 @@ __all__ = [
     "normalize_sar",
     "denormalize_optical",
     "denormalize_sar",
+    "to_reflectance",
 ]
 
 _DEFAULT_SAR_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
@@ -195,6 +196,22 @@ def denormalize_optical(x: Any, protocol: str | NormalizationProtocol = "glf_cr"
     """
     p = get_protocol(protocol)
     return (x * p.optical_divisor).clip(0.0, p.optical_max_dn)
+
+
+#: DN per unit of reflectance (Sentinel-2 L1C/L2A quantification value).
+REFLECTANCE_SCALE = 10000.0
+
+
+def to_reflectance(x: Any, protocol: str | NormalizationProtocol = "glf_cr") -> Any:
+    """Optical values in ``protocol``'s scaling as reflectance in [0, 1], the scale every
+    metric is computed on (validation, evaluation, report panels).
+
+    Exactly ``denormalize_optical(x, protocol) / 10000`` (back to DN clipped to
+    [0, 10000], then divided; same operations in the same order everywhere, so the metrics
+    are bit-identical whichever caller computes them). Works on numpy arrays and torch
+    tensors alike; the dtype is kept (float32 stays float32).
+    """
+    return denormalize_optical(x, protocol) / REFLECTANCE_SCALE
 
 
 def denormalize_sar(

@@ -4,9 +4,10 @@ Two modes, chosen by the options given (exactly one):
 
 * ``--pred DIR --target DIR``: GeoTIFF predictions paired by file name with references
   (:func:`cloudfree.evaluate.evaluate_directories`); writes a per-image CSV (``--out`` FILE).
-* ``--checkpoint RUN_OR_WEIGHTS --data ROOT``: a trained model (pretrained weights directory or
-  training run directory) on a SEN12MS-CR split, next to the identity baseline
-  (:func:`cloudfree.evaluate.evaluate_checkpoint`); writes ``per_image.csv`` and
+* ``--checkpoint RUN_OR_WEIGHTS --data ROOT``: trained models (pretrained weights directories or
+  training run directories; ``--checkpoint`` may be repeated, ``KEY=PATH`` names a model's
+  column) on one SEN12MS-CR split, next to the identity baseline, in one pass and one table
+  (:func:`cloudfree.evaluate.evaluate_checkpoints`); writes ``per_image.csv`` and
   ``summary.json`` into ``--out`` DIR.
 """
 
@@ -27,7 +28,7 @@ DEFAULT_OUT_DIR = "evaluation"
 #: Options of each mode (click parameter names), for the mode checks.
 _DIR_MODE = {"pred_dir": "--pred", "target_dir": "--target", "bands": "--bands"}
 _MODEL_MODE = {
-    "checkpoint": "--checkpoint",
+    "checkpoints": "--checkpoint",
     "data_root": "--data",
     "split": "--split",
     "batch_size": "--batch-size",
@@ -88,9 +89,12 @@ def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(path_type=Path),
+    "checkpoints",
+    multiple=True,
+    metavar="[KEY=]PATH",
     help="[model] Pretrained weights directory (config.json + model.safetensors) or training "
-    "run directory (weights/best, else weights/final).",
+    "run directory (weights/best, else weights/final). Repeat it to evaluate several models "
+    "in one table; KEY= names a model's entry (default: its registry name).",
 )
 @click.option(
     "--data",
@@ -152,7 +156,7 @@ def evaluate(
     pred_dir: Path | None,
     target_dir: Path | None,
     bands: str | None,
-    checkpoint: Path | None,
+    checkpoints: tuple[str, ...],
     data_root: Path | None,
     split: str,
     batch_size: int,
@@ -166,17 +170,18 @@ def evaluate(
 
     \b
     Folders:  cloudfree evaluate --pred DIR --target DIR [--bands B] [--out FILE]
-    Model:    cloudfree evaluate --checkpoint RUN_OR_WEIGHTS --data ROOT [--split test]
+    Model:    cloudfree evaluate --checkpoint [KEY=]RUN_OR_WEIGHTS [--checkpoint ...]
+              --data ROOT [--split test]
               [--out DIR] [--batch-size N] [--device cpu|cuda] [--num-workers N] [--limit N]
 
     Folders: files are paired by identical name; pixel values are Sentinel-2 DN, scaled to
     [0, 1] by clipping to [0, 10000] and dividing by 10000. Prints the mean over images and
     writes one row per image to --out.
 
-    Model: runs the model on every sample of the split (scaled as the model expects) and
-    reports it next to the identity baseline (the cloudy input as the prediction), overall,
-    inside clouds and outside clouds and shadows, and per cloud-cover bin; writes
-    per_image.csv and summary.json into --out.
+    Model: runs each model on every sample of the split (read once, scaled as each model
+    expects) and reports them next to the identity baseline (the cloudy input as the
+    prediction), overall, inside clouds and outside clouds and shadows, and per cloud-cover
+    bin; writes per_image.csv and summary.json into --out.
     """
     dir_given = _given(ctx, _DIR_MODE)
     model_given = _given(ctx, _MODEL_MODE)
@@ -188,16 +193,15 @@ def evaluate(
         )
     proto = METRIC_PROTOCOLS[protocol]
     if model_given:
-        if checkpoint is None or data_root is None:
-            missing = " and ".join(
-                opt for opt, v in (("--checkpoint", checkpoint), ("--data", data_root)) if v is None
-            )
+        if not checkpoints or data_root is None:
+            absent = (("--checkpoint", not checkpoints), ("--data", data_root is None))
+            missing = " and ".join(opt for opt, gone in absent if gone)
             raise click.UsageError(
                 f"missing {missing}: the model mode needs both --checkpoint PATH and --data ROOT"
             )
         _evaluate_model_mode(
             proto,
-            checkpoint=checkpoint,
+            checkpoints=_parse_checkpoints(checkpoints),
             data_root=data_root,
             split=split,
             out_dir=out if out is not None else Path(DEFAULT_OUT_DIR),
@@ -250,10 +254,33 @@ def _evaluate_dir_mode(
     click.echo(f"wrote per-image metrics to {out_csv.resolve()}")
 
 
+def _parse_checkpoints(values: tuple[str, ...]) -> dict[str, Path] | list[Path]:
+    """``--checkpoint`` values: all ``KEY=PATH`` (a mapping) or all plain paths (a list, keyed
+    by the models' names). A value is a plain path when it exists as given."""
+    keyed: dict[str, Path] = {}
+    plain: list[Path] = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if sep and key.isidentifier() and not Path(value).exists():
+            if key in keyed:
+                raise click.BadParameter(f"key {key!r} given twice", param_hint="'--checkpoint'")
+            keyed[key] = Path(rest)
+        else:
+            plain.append(Path(value))
+    if keyed and plain:
+        raise click.BadParameter("name every model (KEY=PATH) or none", param_hint="'--checkpoint'")
+    return keyed or plain
+
+
 def _evaluate_model_mode(
-    proto: MetricProtocol, *, checkpoint: Path, data_root: Path, out_dir: Path, **kwargs: Any
+    proto: MetricProtocol,
+    *,
+    checkpoints: dict[str, Path] | list[Path],
+    data_root: Path,
+    out_dir: Path,
+    **kwargs: Any,
 ) -> None:
-    from cloudfree.evaluate import evaluate_checkpoint
+    from cloudfree.evaluate import evaluate_checkpoints
     from cloudfree.evaluate.model_eval import PER_IMAGE_CSV, SUMMARY_JSON
 
     if out_dir.exists() and not out_dir.is_dir():
@@ -261,13 +288,14 @@ def _evaluate_model_mode(
             f"{out_dir} is a file; in the --checkpoint/--data mode --out is a directory",
             param_hint="'--out'",
         )
-    result = evaluate_checkpoint(
-        checkpoint, data_root, protocol=proto, out_dir=out_dir, progress=True, **kwargs
+    result = evaluate_checkpoints(
+        checkpoints, data_root, protocol=proto, out_dir=out_dir, progress=True, **kwargs
     )
     s = result.summary
     crop = f", centre {proto.center_crop}x{proto.center_crop} crop" if proto.center_crop else ""
     click.echo(f"protocol: {proto.name} ({proto.description})")
-    click.echo(f"model:    {result.model_name} ({s['weights_dir']})")
+    for key in result.model_names:
+        click.echo(f"model:    {key} ({s['weights_dirs'][key]})")
     click.echo(
         f"data:     {s['split']} split, {s['n_images']} image{'' if s['n_images'] == 1 else 's'}"
         f"{crop}; "

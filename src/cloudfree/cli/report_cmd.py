@@ -3,16 +3,86 @@
 ``RUN_DIR`` needs ``summary.json`` (``cloudfree evaluate --checkpoint RUN --data ROOT --out
 RUN_DIR`` writes it, and so does ``cloudfree demo``); ``per_image.csv``, ``panels/`` and
 ``scene.json`` are used when present (see :mod:`cloudfree.report.html`). ``--panels N`` first
-renders N test patches with the evaluated model.
+runs the evaluated model(s) on N test patches (:func:`cloudfree.evaluate.predict_samples`, here
+in the command-line layer) and has the report draw their predictions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
 __all__ = ["report"]
+
+
+def _render_panels(
+    run_dir: Path,
+    summary: Mapping[str, Any],
+    n: int,
+    *,
+    checkpoint: Path | None,
+    data_root: Path | None,
+) -> dict[str, Any]:
+    """Panels of ``n`` patches of the evaluated split, from low to high cloud cover, in
+    ``run_dir/panels``: the models run here (:func:`cloudfree.evaluate.predict_samples`), the
+    report only draws their predictions.
+
+    The models default to those the summary of ``cloudfree evaluate --checkpoint`` records
+    (``checkpoints``, else ``checkpoint``), the data to ``dataset.root`` and ``split``; the
+    split is read once as raw samples and normalised for each model.
+    """
+    from cloudfree.data import SEN12MSCR
+    from cloudfree.errors import ConfigError
+    from cloudfree.evaluate import load_model_for_evaluation, predict_samples
+    from cloudfree.report import model_label, select_by_cover
+    from cloudfree.report.panels import PANELS_DIR, render_sample_panels
+
+    dataset_info = summary.get("dataset")
+    root = data_root or (dataset_info.get("root") if isinstance(dataset_info, Mapping) else None)
+    names = [k for k in summary.get("models", {}) if k != "identity"]
+    recorded = summary.get("checkpoints")
+    if checkpoint is not None:
+        paths: dict[str, Any] = {"": checkpoint}
+    elif isinstance(recorded, Mapping) and recorded:
+        paths = dict(recorded)
+    elif summary.get("checkpoint") is not None:
+        paths = {"": summary["checkpoint"]}
+    else:
+        paths = {}
+    if not paths or root is None:
+        raise ConfigError(
+            "panels need the model and the data, which this summary does not name; pass "
+            "--checkpoint RUN_OR_WEIGHTS and --data ROOT"
+        )
+    models = {}
+    for key, path in paths.items():
+        model = load_model_for_evaluation(path)
+        if not key:  # one model given or recorded: the summary's key for it
+            name = str(model.cloudfree_config["name"])  # type: ignore[index]
+            key = name if name in names or len(names) != 1 else names[0]
+        models[key] = model
+    split = str(summary.get("split", "test"))
+    dataset = SEN12MSCR(
+        root,
+        split=split if split in ("train", "val", "test", "all") else "test",  # type: ignore[arg-type]
+        crop="center",
+    )
+    indices = select_by_cover(dataset.cloud_covers(progress=False), n)
+    predicted = predict_samples(
+        models, dataset, indices, metric_protocol=str(summary.get("protocol", "uncrtaints"))
+    )
+    return render_sample_panels(
+        predicted.samples,
+        predicted.predictions,
+        run_dir / PANELS_DIR,
+        band_names=predicted.band_names,
+        labels={k: model_label(k, summary) for k in models},
+        metric_protocol=predicted.metric_protocol,
+        metrics_crop=predicted.metrics_crop,
+    )
 
 
 @click.command("report")
@@ -64,17 +134,12 @@ def report(
 
     Images are embedded, so the HTML file stands alone.
     """
-    from cloudfree.report import build_report, load_report_inputs, model_label
-    from cloudfree.report.panels import panels_for_evaluation
+    from cloudfree.report import build_report, load_report_inputs
 
     if panels:
         inputs = load_report_inputs(run_dir)
-        names = [k for k in inputs.summary["models"] if k != "identity"]
-        label = model_label(names[0], inputs.summary) if len(names) == 1 else None
         click.echo(f"rendering {panels} panels into {run_dir / 'panels'}")
-        panels_for_evaluation(
-            run_dir, inputs.summary, panels, checkpoint=checkpoint, data_root=data_root, label=label
-        )
+        _render_panels(run_dir, inputs.summary, panels, checkpoint=checkpoint, data_root=data_root)
     elif checkpoint is not None or data_root is not None:
         raise click.UsageError("--checkpoint and --data are only used with --panels N")
     path = build_report(run_dir, out, title=title)

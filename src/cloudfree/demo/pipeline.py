@@ -16,10 +16,11 @@ Steps (:func:`run_demo`):
    (``weights/final``, the end of the cosine schedule; the validation split only traces
    ``metrics.csv``), so that neither gets an early-stopping advantage.
 3. **Evaluation** of both on the test split next to the identity baseline (the cloudy input)
-   with :func:`cloudfree.evaluate.evaluate_checkpoint` (``OUT/eval/<key>``), merged into
-   ``OUT/summary.json`` and ``OUT/per_image.csv`` under the keys ``identity``, ``no_sar`` and
-   ``glf_cr``.
-4. **Panels** of a few test patches from low to high cloud cover (``OUT/panels``).
+   with :func:`cloudfree.evaluate.evaluate_models`: one test set of raw samples, read once and
+   normalised for each model, one merged table (``OUT/eval``, and ``OUT/summary.json`` /
+   ``OUT/per_image.csv`` under the keys ``identity``, ``no_sar`` and ``glf_cr``).
+4. **Panels** of a few test patches from low to high cloud cover (``OUT/panels``): the models'
+   predictions come from :func:`cloudfree.evaluate.predict_samples`, the report draws them.
 5. **Scene.** :func:`cloudfree.predict.predict_scene` removes the clouds of the large scene with
    both models (``OUT/scene_cloudfree.tif``, GLF-CR; ``OUT/scene_cloudfree_no_sar.tif``; the
    quicklook ``OUT/scene_quicklook.png``), compared with the synthetic truth inside its clouds
@@ -322,33 +323,6 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _merge_rows(results: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """One per-image table for the demo keys (columns ``<key>_<region>_<metric>``)."""
-    from cloudfree.evaluate import IDENTITY_NAME, REGIONS
-    from cloudfree.metrics import METRIC_NAMES
-
-    keys = ["identity", *results]
-    columns = ["id", "cloud_cover", "cover_bin"] + [
-        f"{k}_{r}_{m}" for k in keys for r in REGIONS for m in METRIC_NAMES
-    ]
-    first = next(iter(results.values()))
-    rows: list[dict[str, Any]] = []
-    for i, base in enumerate(first.rows):
-        row = {c: base[c] for c in ("id", "cloud_cover", "cover_bin")}
-        for r in REGIONS:
-            for m in METRIC_NAMES:
-                row[f"identity_{r}_{m}"] = base[f"{IDENTITY_NAME}_{r}_{m}"]
-        for key, res in results.items():
-            other = res.rows[i]
-            if other["id"] != base["id"]:
-                raise RuntimeError("the evaluations saw the test patches in different orders")
-            for r in REGIONS:
-                for m in METRIC_NAMES:
-                    row[f"{key}_{r}_{m}"] = other[f"{res.model_name}_{r}_{m}"]
-        rows.append(row)
-    return columns, rows
-
-
 def _scene_metrics(
     paths: Mapping[str, Path], clear: Path, mask: Path, protocol: str
 ) -> dict[str, dict[str, float | None]]:
@@ -387,9 +361,17 @@ def run_demo(
 
     from cloudfree import __version__
     from cloudfree.data import SEN12MSCR
-    from cloudfree.evaluate import evaluate_checkpoint, load_model_for_evaluation
+    from cloudfree.devices import resolve_device
+    from cloudfree.evaluate import (
+        IDENTITY_NAME,
+        evaluate_models,
+        per_image_columns,
+        predict_samples,
+        write_evaluation,
+    )
     from cloudfree.models import create_model
-    from cloudfree.predict import PredictOptions, load_model, predict_scene, resolve_device
+    from cloudfree.models import load_model as load_weights
+    from cloudfree.predict import PredictOptions, load_model, predict_scene
     from cloudfree.report import build_report
     from cloudfree.report.panels import (
         PANELS_DIR,
@@ -468,41 +450,45 @@ def run_demo(
 
     # 3. evaluation ------------------------------------------------------------------
     t = step(f"evaluating on the {splits['test']} test patches (protocol {s.protocol})")
-    evals: dict[str, Any] = {}
+    loaded = {key: load_weights(runs[key].final_weights) for key in DEMO_MODELS}
+    # one test set of raw samples; each model gets it in its own normalisation
+    test = SEN12MSCR(data, split="test", crop="center")
+    evaluation = evaluate_models(
+        {key: loaded[key].model for key in DEMO_MODELS},
+        test,
+        protocol=s.protocol,
+        progress=s.progress,
+        device=s.device,
+    )
+    write_evaluation(evaluation, out / "eval")
     for key in DEMO_MODELS:
-        evals[key] = evaluate_checkpoint(
-            runs[key].final_weights,
-            data,
-            split="test",
-            protocol=s.protocol,
-            out_dir=out / "eval" / key,
-            progress=s.progress,
-            device=s.device,
-        )
-        facts[key]["weights_dir"] = evals[key].summary.get("weights_dir")
+        facts[key]["weights_dir"] = str(loaded[key].weights_path.resolve())
     timings["evaluate"] = time.perf_counter() - t
 
-    base = dict(evals["glf_cr"].summary)
-    models = {"identity": base["models"]["identity"]}
-    for key in DEMO_MODELS:
-        models[key] = evals[key].summary["models"][DEMO_MODELS[key]]
-    columns, rows = _merge_rows(evals)
-    atomic_write_csv(out / "per_image.csv", columns, rows)
+    base = dict(evaluation.summary)
+    order = [IDENTITY_NAME, *DEMO_MODELS]
+    models = {key: base["models"][key] for key in order}
+    rows = evaluation.rows
+    atomic_write_csv(out / "per_image.csv", per_image_columns(order, baselines=()), rows)
 
     # 4. panels ----------------------------------------------------------------------
     t = step(f"panels of {s.panels} test patches, from low to high cloud cover")
-    loaded = {k: load_model_for_evaluation(runs[k].final_weights) for k in DEMO_MODELS}
-    protocol = loaded["glf_cr"].cloudfree_config["protocol"]
-    test = SEN12MSCR(data, split="test", protocol=protocol, crop="center")
     indices = select_by_cover([float(r["cloud_cover"]) for r in rows], s.panels)
     if indices:
-        render_sample_panels(
-            {k: loaded[k] for k in ("glf_cr", "no_sar")},
+        shown = predict_samples(
+            {k: loaded[k].model for k in ("glf_cr", "no_sar")},
             test,
             indices,
-            out / PANELS_DIR,
-            labels={k: MODEL_LABELS[k] for k in DEMO_MODELS},
             metric_protocol=s.protocol,
+        )
+        render_sample_panels(
+            shown.samples,
+            shown.predictions,
+            out / PANELS_DIR,
+            band_names=shown.band_names,
+            labels={k: MODEL_LABELS[k] for k in DEMO_MODELS},
+            metric_protocol=shown.metric_protocol,
+            metrics_crop=shown.metrics_crop,
         )
     timings["panels"] = time.perf_counter() - t
 
@@ -559,7 +545,8 @@ def run_demo(
         "training time": ", ".join(
             f"{f['label']} {f['train_seconds']:.0f} s" for f in facts.values()
         ),
-        "evaluation": f"cloudfree.evaluate.evaluate_checkpoint, test split, protocol {s.protocol}",
+        "evaluation": f"cloudfree.evaluate.evaluate_models (both models and the identity in "
+        f"one pass), test split, protocol {s.protocol}",
         "reproduce": f"cloudfree demo --out {out} --seed {s.seed} --steps {s.steps} "
         f"--patches {s.patches} --size {s.size}",
     }
@@ -572,11 +559,7 @@ def run_demo(
             "synthetic scene. The networks are small and trained for minutes on a CPU, so their "
             "output under thick clouds is still grainy."
         ),
-        **{
-            k: v
-            for k, v in base.items()
-            if k not in ("models", "model", "checkpoint", "weights_dir", "limit", "dataset")
-        },
+        **{k: v for k, v in base.items() if k not in ("models", "model", "evaluated", "dataset")},
         "models": models,
         "model_labels": dict(MODEL_LABELS),
         "comparison": comparison,

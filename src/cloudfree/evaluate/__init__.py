@@ -2,11 +2,19 @@
 
 * Directory mode (:mod:`cloudfree.evaluate.directory`): GeoTIFF predictions paired by name
   with reference GeoTIFFs.
-* Model mode (:mod:`cloudfree.evaluate.model_eval`): a trained model (pretrained directory or
-  training run) on a dataset split, next to the identity baseline, overall / inside / outside
-  clouds and per cloud-cover bin.
+* Model mode (:mod:`cloudfree.evaluate.model_eval`): trained models (pretrained directories or
+  training runs) on one dataset split, next to the baselines
+  (:mod:`cloudfree.evaluate.baselines`, ``identity`` by default), overall / inside / outside
+  clouds and per cloud-cover bin, in one merged table; :func:`predict_samples` gives the
+  predictions on a few samples as arrays (the report's panels).
 """
 
+from cloudfree.evaluate.baselines import (
+    IDENTITY_NAME,
+    get_baseline,
+    list_baselines,
+    register_baseline,
+)
 from cloudfree.evaluate.directory import (
     CSV_COLUMNS,
     center_crop,
@@ -17,13 +25,16 @@ from cloudfree.evaluate.directory import (
     write_metrics_csv,
 )
 from cloudfree.evaluate.model_eval import (
-    IDENTITY_NAME,
     REGIONS,
     EvaluationResult,
+    SamplePredictions,
     evaluate_checkpoint,
+    evaluate_checkpoints,
     evaluate_model,
+    evaluate_models,
     load_model_for_evaluation,
     per_image_columns,
+    predict_samples,
     resolve_weights_dir,
     write_evaluation,
 )
@@ -33,15 +44,22 @@ __all__ = [
     "IDENTITY_NAME",
     "REGIONS",
     "EvaluationResult",
+    "SamplePredictions",
     "center_crop",
     "evaluate_checkpoint",
+    "evaluate_checkpoints",
     "evaluate_directories",
     "evaluate_model",
+    "evaluate_models",
     "find_rasters",
+    "get_baseline",
+    "list_baselines",
     "load_model_for_evaluation",
     "pair_files",
-    "read_reflectance",
     "per_image_columns",
+    "predict_samples",
+    "read_reflectance",
+    "register_baseline",
     "resolve_weights_dir",
     "write_evaluation",
     "write_metrics_csv",

@@ -1,22 +1,34 @@
-"""Evaluate a trained model on a dataset split, next to the identity baseline.
+"""Evaluate trained models on a dataset split, next to baselines (the identity by default).
 
-:func:`evaluate_checkpoint` is the whole pipeline (what ``cloudfree evaluate --checkpoint RUN
---data ROOT`` runs): it loads the weights (:func:`load_model_for_evaluation`), builds the
-SEN12MS-CR split scaled as the model expects, evaluates (:func:`evaluate_model`) and writes
-``per_image.csv`` and ``summary.json`` (:func:`write_evaluation`).
+:func:`evaluate_models` is the engine: N models and the registered baselines
+(:mod:`cloudfree.evaluate.baselines`) on one dataset, in one pass over it, giving one merged
+per-image table and one summary. :func:`evaluate_model` is that with one model;
+:func:`evaluate_checkpoints` / :func:`evaluate_checkpoint` the whole pipeline (what
+``cloudfree evaluate --checkpoint RUN --data ROOT`` runs): load the weights
+(:func:`cloudfree.models.load_model`), build the SEN12MS-CR split **once** as raw samples,
+evaluate, write ``per_image.csv`` and ``summary.json`` (:func:`write_evaluation`).
+:func:`predict_samples` runs the models on a few samples and returns their predictions as
+arrays (what the report's panels draw; the report never calls a model).
 
 Conventions (the summary repeats the essentials, so a report states how it was measured):
 
-* **Two predictions per image**: the model's output and ``identity``, the cloudy input used as
-  the prediction (the floor every paper reports).
-* **Scaling**: inputs, outputs and targets are in the model's normalisation protocol
-  (``model.cloudfree_config["protocol"]``, e.g. ``dsen2cr`` = DN / 2000). Before the metrics,
-  pred, identity and target are converted to reflectance in [0, 1] with
-  ``denormalize_optical(x, protocol) / 10000`` (clipped to [0, 10000] DN), so every model is
-  measured on the same scale whatever its training scaling.
+* **Entries**: every model under its key (its registry name by default) and every baseline
+  (``identity`` = the cloudy input used as the prediction, the floor every paper reports).
+* **Inputs per model**: a dataset of raw samples (``SEN12MSCR(protocol=None)``: DN, dB) is
+  read once per batch and each model gets the batch normalised with its own protocol and
+  band set (:func:`cloudfree.data.transforms.normalize_sample`, per sample, before
+  collation: the same tensors as a dataset built with that protocol). A dataset that is
+  already normalised (its ``protocol`` attribute set, or a dataset without that attribute) is
+  fed as it is; every model must then expect that scaling and those bands.
+* **Baselines** are computed from the batch normalised like the **first** model's inputs (the
+  reference protocol), so a single-model evaluation measures the identity exactly as before.
+* **Scaling**: before the metrics, predictions and targets are converted to reflectance in
+  [0, 1] with :func:`cloudfree.normalization.to_reflectance` in the protocol they are in
+  (each model's for its output and target), so every model is measured on the same scale
+  whatever its training scaling.
 * **Centre crop**: when the metric protocol has a ``center_crop`` (``glf_cr``, ``carf``: 128)
-  the model still sees the whole sample; the centre crop (offset ``(H - size) // 2``, as
-  :func:`cloudfree.evaluate.center_crop`) is taken of pred, identity, target and every mask
+  the models still see the whole sample; the centre crop (offset ``(H - size) // 2``, as
+  :func:`cloudfree.evaluate.center_crop`) is taken of prediction, target and every mask
   before the metrics. A sample smaller than the crop is used whole.
 * **Regions** (each intersected with the sample's ``valid_mask``):
   ``overall`` = every valid pixel; ``inside_clouds`` = ``cloud_mask > 0.5``;
@@ -26,8 +38,8 @@ Conventions (the summary repeats the essentials, so a report states how it was m
 * **Means over images** are nan-means: an image whose region is empty (no cloud pixel, or no
   clear pixel) has NaN metrics for that region and is left out of that region's mean; a
   region empty in every image gives NaN. ``n_images_per_region`` in the summary counts the
-  images that entered each region's mean. A perfect prediction has PSNR ``inf`` under
-  ``uncrtaints`` (and makes the mean ``inf``); see :func:`cloudfree.metrics.image_metrics`.
+  images that entered each region's mean (first model). A perfect prediction has PSNR ``inf``
+  under ``uncrtaints`` (and makes the mean ``inf``); see :func:`cloudfree.metrics.image_metrics`.
 * **Cover bins** (:data:`cloudfree.data.COVER_BINS`: 0-20, ..., 80-100 %) use each sample's
   ``cloud_cover``, the cloud fraction of the whole (uncropped) cloudy patch; ``per_cover_bin``
   holds the nan-mean of the **overall** metrics of the images in the bin (an empty bin has
@@ -38,7 +50,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,31 +58,36 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
-from cloudfree.bands import get_band_set
+from cloudfree.bands import S2_L1C, BandSet, get_band_set
 from cloudfree.data.sampling import COVER_BINS, assign_cover_bins, cover_bin_labels
+from cloudfree.data.transforms import normalize_sample
+from cloudfree.devices import resolve_device
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
+from cloudfree.evaluate.baselines import IDENTITY_NAME, BaselineFn, get_baseline
 from cloudfree.evaluate.directory import center_crop
 from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, json_compatible
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
 from cloudfree.models.api import ModelBatch, run_model, spec_of
-from cloudfree.normalization import denormalize_optical, get_protocol
+from cloudfree.models.loading import LoadedModel, load_model, resolve_weights_dir
+from cloudfree.normalization import denormalize_sar, get_protocol, to_reflectance
 
 __all__ = [
     "EvaluationResult",
     "IDENTITY_NAME",
     "REGIONS",
+    "SamplePredictions",
     "evaluate_checkpoint",
+    "evaluate_checkpoints",
     "evaluate_model",
+    "evaluate_models",
     "load_model_for_evaluation",
     "per_image_columns",
+    "predict_samples",
     "resolve_weights_dir",
     "write_evaluation",
 ]
-
-#: Name under which the cloudy input, used as the prediction, is reported.
-IDENTITY_NAME = "identity"
 
 #: Regions every metric is computed over, in report order.
 REGIONS: tuple[str, ...] = ("overall", "inside_clouds", "outside_clouds")
@@ -92,46 +109,51 @@ AGGREGATION_TEXT = (
     "bins [lo, hi) except the last, which includes 100 %"
 )
 
-_PRETRAINED_FILES = ("config.json", "model.safetensors")
-_EXPECTED = (
-    "expected a pretrained weights directory (config.json + model.safetensors) or a training "
-    "run directory holding weights/best/ or weights/final/ with those files"
-)
+ModelsArg = Mapping[str, nn.Module | LoadedModel] | Sequence[nn.Module | LoadedModel]
 
 
 @dataclass
 class EvaluationResult:
-    """What :func:`evaluate_model` measured.
+    """What :func:`evaluate_models` measured.
 
     Attributes:
         rows: one dict per image, in dataset order: ``id``, ``cloud_cover`` (float),
             ``cover_bin`` (label such as ``"20-40"``) and a float for every column
             ``<name>_<region>_<metric>`` of :func:`per_image_columns`.
-        summary: the JSON-ready summary (schema in :func:`evaluate_model`).
-        model_name: the model's registry name (the key beside ``identity`` in
-            ``summary["models"]``).
+        summary: the JSON-ready summary (schema in :func:`evaluate_models`).
+        model_name: the first model's key (with one model: its registry name).
+        columns: the ``per_image.csv`` columns, in order.
+        model_names: every model's key, in order (default: ``(model_name,)``).
+        baseline_names: the baselines evaluated, in order (default: ``("identity",)``).
     """
 
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     model_name: str
     columns: tuple[str, ...] = field(default=())
+    model_names: tuple[str, ...] = field(default=())
+    baseline_names: tuple[str, ...] = field(default=(IDENTITY_NAME,))
 
     def __post_init__(self) -> None:
+        if not self.model_names:
+            self.model_names = (self.model_name,)
         if not self.columns:
-            self.columns = per_image_columns(self.model_name)
+            self.columns = per_image_columns(self.model_names, self.baseline_names)
 
 
-def per_image_columns(model_name: str) -> tuple[str, ...]:
+def per_image_columns(
+    model_names: str | Sequence[str], baselines: Sequence[str] = (IDENTITY_NAME,)
+) -> tuple[str, ...]:
     """Columns of ``per_image.csv``: ``id, cloud_cover, cover_bin``, then
-    ``<name>_<region>_<metric>`` for the model, then for ``identity``."""
+    ``<name>_<region>_<metric>`` for each model, then for each baseline."""
+    names = [model_names] if isinstance(model_names, str) else list(model_names)
     return (
         "id",
         "cloud_cover",
         "cover_bin",
         *(
             f"{name}_{region}_{metric}"
-            for name in (model_name, IDENTITY_NAME)
+            for name in (*names, *baselines)
             for region in REGIONS
             for metric in METRIC_NAMES
         ),
@@ -139,125 +161,177 @@ def per_image_columns(model_name: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------- loading
-def _has_pretrained_file(d: Path) -> bool:
-    return any((d / name).exists() for name in _PRETRAINED_FILES)
-
-
-def resolve_weights_dir(path: str | os.PathLike[str]) -> Path:
-    """The pretrained weights directory that ``path`` designates.
-
-    ``path`` is either a pretrained directory (``config.json`` + ``model.safetensors``), or a
-    training run directory: then ``<run>/weights/best`` when it holds weights (or a config),
-    else ``<run>/weights/final``. The chosen directory is not checked further here
-    (:func:`cloudfree.models.load_pretrained` names any missing or unreadable file).
-
-    Raises:
-        InputFileError: ``path`` is missing, is a file, or is neither kind of directory.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(p, f"not found ({_EXPECTED})")
-    if not p.is_dir():
-        hint = (
-            "; Lightning checkpoints are not evaluated directly, pass the run directory"
-            if p.suffix == ".ckpt"
-            else ""
-        )
-        raise InputFileError(p, f"is a file, not a directory ({_EXPECTED}){hint}")
-    if _has_pretrained_file(p):
-        return p
-    weights = p / "weights"
-    for candidate in (weights / "best", weights / "final"):
-        if candidate.is_dir() and _has_pretrained_file(candidate):
-            return candidate
-    raise InputFileError(p, f"holds no model weights ({_EXPECTED})")
-
-
 def load_model_for_evaluation(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> nn.Module:
     """Load the model of a pretrained directory or of a training run (eval mode).
 
-    See :func:`resolve_weights_dir` for which weights a run directory gives (best validation
+    A thin wrapper of :func:`cloudfree.models.load_model` restricted to directories (the
+    evaluation takes no official checkpoint file: those need an architecture name). See
+    :func:`resolve_weights_dir` for which weights a run directory gives (best validation
     weights when present, else the final ones). The returned model carries
     ``cloudfree_config`` (name, kwargs, normalisation protocol, bands) and
     ``cloudfree_weights_dir`` (the directory actually loaded).
 
     Raises:
-        InputFileError: no weights at ``path``, or unreadable / mismatching files.
+        InputFileError: no weights at ``path`` (a file included), or unreadable / mismatching
+            files.
     """
-    from cloudfree.models import load_pretrained
-
     weights_dir = resolve_weights_dir(path)
-    model = load_pretrained(weights_dir, map_location=map_location)
-    model.cloudfree_weights_dir = str(weights_dir)  # type: ignore[assignment]
-    return model
+    loaded = load_model(weights_dir, device=map_location)
+    loaded.model.cloudfree_weights_dir = str(loaded.weights_path)  # type: ignore[assignment]
+    return loaded.model
 
 
-# ------------------------------------------------------------------------------- evaluation
+# ------------------------------------------------------------------------- who sees what
 def _base_dataset(dataset: Dataset) -> Dataset:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset
 
 
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"invalid device {device!r} ({exc}); use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available here")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device!r} requested but MPS is not available here")
-    return dev
+def _is_raw(base: Dataset) -> bool:
+    """Raw samples (DN, dB): a dataset whose ``protocol`` attribute is None."""
+    return hasattr(base, "protocol") and base.protocol is None
 
 
-def _model_facts(model: nn.Module, base: Dataset) -> tuple[str, str, list[str] | None, dict]:
-    """(name, normalisation protocol, band names or None, config) of ``model``."""
+@dataclass
+class _Member:
+    key: str
+    model: nn.Module
+    protocol: str
+    band_names: list[str] | None
+    config: dict[str, Any]
+
+
+@dataclass
+class _Group:
+    """Models that get the same inputs: one normalisation protocol and band subset."""
+
+    protocol: str
+    bands: BandSet | None  # band subset taken from 13-band raw samples (None: keep them)
+    members: list[_Member] = field(default_factory=list)
+
+
+def _default_key(model: nn.Module) -> str:
+    cfg = getattr(model, "cloudfree_config", None)
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return str(name or type(model).__name__)
+
+
+def _keyed_models(models: ModelsArg, baselines: Sequence[str]) -> dict[str, nn.Module]:
+    if isinstance(models, Mapping):
+        items = [(str(k), m) for k, m in models.items()]
+    else:
+        items = []
+        for m in models:
+            net = m.model if isinstance(m, LoadedModel) else m
+            items.append((_default_key(net), m))
+    out: dict[str, nn.Module] = {}
+    for key, m in items:
+        net = m.model if isinstance(m, LoadedModel) else m
+        if not isinstance(net, nn.Module):
+            raise ConfigError(f"model {key!r} is a {type(net).__name__}, not a torch module")
+        if key in baselines:
+            raise ConfigError(f"a model cannot be called {key!r} (the baseline's name)")
+        if key in out:
+            raise ConfigError(f"two models are called {key!r}; pass a mapping key -> model")
+        out[key] = net
+    if not out:
+        raise ConfigError("no model to evaluate")
+    return out
+
+
+def _member(key: str, model: nn.Module, base: Dataset, raw: bool) -> _Member:
+    """Name, normalisation protocol, band names and config of ``model`` (checked against
+    the dataset)."""
     cfg = getattr(model, "cloudfree_config", None)
     cfg = dict(cfg) if isinstance(cfg, dict) else {}
-    name = str(cfg.get("name") or type(model).__name__)
-    if name == IDENTITY_NAME:
-        raise ConfigError(f"a model cannot be called {IDENTITY_NAME!r} (the baseline's name)")
-    data_protocol = getattr(base, "protocol", None)
+    data_protocol = None if raw else getattr(base, "protocol", None)
     norm = cfg.get("protocol") or data_protocol
     if norm is None:
         raise ConfigError(
-            "the model has no cloudfree_config (build it with cloudfree.models.create_model) "
-            "and the dataset names no normalisation protocol, so its scaling is unknown"
+            f"model {key!r} has no cloudfree_config (build it with cloudfree.models."
+            "create_model) and the dataset names no normalisation protocol, so its scaling is "
+            "unknown"
         )
     norm = get_protocol(norm).name
     if data_protocol is not None and get_protocol(data_protocol).name != norm:
         raise ConfigError(
-            f"the dataset is scaled with the {data_protocol!r} protocol but model {name!r} "
-            f"expects {norm!r}; build the dataset with protocol={norm!r}"
+            f"the dataset is scaled with the {data_protocol!r} protocol but model {key!r} "
+            f"expects {norm!r}; build the dataset with protocol={norm!r} (or protocol=None: "
+            "raw samples, normalised here for each model)"
         )
     band_names: list[str] | None = None
     data_bands = getattr(base, "bands", None)
     if "bands" in cfg:
         band_names = list(get_band_set(cfg["bands"]).names)
-        if data_bands is not None and list(data_bands.names) != band_names:
+        full_raw = raw and data_bands is not None and len(data_bands.names) == len(S2_L1C)
+        if data_bands is not None and not full_raw and list(data_bands.names) != band_names:
             raise ConfigError(
-                f"the dataset provides bands {','.join(data_bands.names)} but model {name!r} "
+                f"the dataset provides bands {','.join(data_bands.names)} but model {key!r} "
                 f"expects {','.join(band_names)}; build the dataset with those bands"
+                + (" (or all 13, selected here for each model)" if raw else "")
             )
     elif data_bands is not None:
         band_names = list(data_bands.names)
     if spec_of(model).inputs.temporal:
         raise ConfigError(
-            f"model {name!r} is multi-temporal; this evaluation feeds one cloudy image "
+            f"model {key!r} is multi-temporal; this evaluation feeds one cloudy image "
             "per sample (SEN12MS-CR)"
         )
-    return name, norm, band_names, cfg
+    return _Member(key, model, norm, band_names, cfg)
 
 
+def _groups(models: Mapping[str, nn.Module], base: Dataset) -> list[_Group]:
+    """The models grouped by the inputs they need; the first group holds the first model (the
+    reference for the baselines)."""
+    raw = _is_raw(base)
+    data_bands = getattr(base, "bands", None)
+    groups: dict[tuple[str, tuple[str, ...] | None], _Group] = {}
+    for key, model in models.items():
+        m = _member(key, model, base, raw)
+        subset: BandSet | None = None
+        if (
+            raw
+            and m.band_names is not None
+            and (data_bands is None or list(data_bands.names) != m.band_names)
+        ):
+            subset = get_band_set(m.band_names)
+        gkey = (m.protocol, None if subset is None else tuple(subset.names))
+        groups.setdefault(gkey, _Group(m.protocol, subset)).members.append(m)
+    if not raw and len(groups) > 1:
+        raise ConfigError(
+            "the dataset's samples are fed to every model as they are, but the models expect "
+            "different scalings ("
+            + "; ".join(
+                f"{', '.join(x.key for x in g.members)}: {g.protocol}" for g in groups.values()
+            )
+            + "); pass raw samples (SEN12MSCR(protocol=None)), normalised here for each model"
+        )
+    return list(groups.values())
+
+
+def _keep_samples(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Collation of raw samples: none (each group normalises them, then collates)."""
+    return samples
+
+
+def _group_batch(batch: Any, group: _Group, raw: bool, pb04: bool) -> dict[str, Any]:
+    if not raw:
+        return batch
+    return default_collate(
+        [normalize_sample(s, group.protocol, group.bands, pb04_offset=pb04) for s in batch]
+    )
+
+
+# ------------------------------------------------------------------------------- evaluation
 def _nanmean(values: Sequence[float]) -> float:
     kept = [v for v in values if not math.isnan(v)]
     return float(np.mean(kept)) if kept else math.nan
 
 
-def _region_masks(batch: dict[str, Any], shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+def _region_masks(batch: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
     b, _, h, w = shape
     valid = batch.get("valid_mask")
     valid = torch.ones((b, 1, h, w), dtype=torch.bool) if valid is None else valid.to(torch.bool)
@@ -287,31 +361,54 @@ def _summarise(values: dict[str, dict[str, dict[str, list[float]]]], bins: np.nd
     return models
 
 
-def evaluate_model(
-    model: nn.Module,
+def _check_loader_options(batch_size: int, num_workers: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+
+
+def _check_pred(key: str, pred: torch.Tensor, target: torch.Tensor, what: str = "model") -> None:
+    if pred.shape != target.shape:
+        raise ConfigError(
+            f"{what} {key!r} returned {tuple(pred.shape)}, expected a tensor shaped "
+            f"like the target {tuple(target.shape)}"
+        )
+
+
+def evaluate_models(
+    models: ModelsArg,
     dataset: Dataset,
     *,
+    baselines: Sequence[str] = (IDENTITY_NAME,),
     protocol: str | MetricProtocol = "uncrtaints",
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = True,
 ) -> EvaluationResult:
-    """Metrics of ``model`` and of the identity baseline on every sample of ``dataset``.
+    """Metrics of several models and of the baselines on every sample of ``dataset``, in one
+    pass over it: one merged per-image table and one summary.
 
     Args:
-        model: a mono-temporal model (called through :func:`cloudfree.models.run_model`), built
-            by :func:`cloudfree.models.create_model` / ``load_pretrained`` (its
-            ``cloudfree_config`` gives its name, normalisation protocol and bands). It is
-            moved to ``device`` and run in eval mode under ``torch.no_grad()``; its
-            train/eval mode is restored afterwards.
+        models: key -> mono-temporal model (or :class:`cloudfree.models.LoadedModel`), in
+            report order; a sequence is keyed by each model's registry name. Each is called
+            through :func:`cloudfree.models.run_model`, built by
+            :func:`cloudfree.models.create_model` / ``load_pretrained`` (its
+            ``cloudfree_config`` gives its normalisation protocol and bands). Models are moved
+            to ``device`` and run in eval mode under ``torch.no_grad()``; their train/eval
+            mode is restored afterwards.
         dataset: samples as :class:`cloudfree.data.SEN12MSCR` yields them (``optical``,
             ``sar``, ``target``, ``cloud_mask``, ``shadow_mask``, ``valid_mask``,
-            ``cloud_cover``, ``id``), scaled with the model's normalisation protocol; a
-            ``torch.utils.data.Subset`` of one is fine. When the (base) dataset has
-            ``protocol`` / ``bands`` attributes they must match the model's.
+            ``cloud_cover``, ``id``), raw (``protocol=None``: normalised here for each model)
+            or normalised (every model must then expect its ``protocol`` / ``bands``); a
+            ``torch.utils.data.Subset`` of one is fine.
+        baselines: names of registered baselines (:func:`cloudfree.evaluate.baselines.
+            register_baseline`), computed in the first model's normalisation.
         protocol: metric protocol (:data:`cloudfree.metrics.METRIC_PROTOCOLS`).
-        batch_size, num_workers: DataLoader settings (order is kept: no shuffling).
+        batch_size, num_workers: DataLoader settings (order is kept: no shuffling). The
+            batches are the same for every model, so a model's values equal those of
+            evaluating it alone with the same batch size.
         device: ``cpu``, ``cuda`` or ``cuda:N``; metrics are computed there too.
         progress: show a tqdm progress bar (images).
 
@@ -319,18 +416,20 @@ def evaluate_model(
         An :class:`EvaluationResult`. ``summary`` holds at least::
 
             {"protocol": str, "split": str, "n_images": int,
-             "models": {NAME: {"overall" | "inside_clouds" | "outside_clouds":
-                                  {"psnr", "ssim", "sam", "mae", "rmse": float},
-                               "per_cover_bin": {"0-20": {"n": int, "psnr": ..., ...}, ...}},
-                        "identity": {...same...}}}
+             "models": {KEY: {"overall" | "inside_clouds" | "outside_clouds":
+                                 {"psnr", "ssim", "sam", "mae", "rmse": float},
+                              "per_cover_bin": {"0-20": {"n": int, "psnr": ..., ...}, ...}},
+                        ...every model, then every baseline...}}
 
-        plus ``normalisation``, ``bands``, ``center_crop``, ``regions``, ``aggregation``,
-        ``n_images_per_region`` and ``model`` (the model config). See the module docstring
-        for the scaling, crop, region and mean conventions.
+        plus ``normalisation``, ``bands`` and ``model`` (of the first model), ``evaluated``
+        (per key: ``kind`` model or baseline, its normalisation, bands and config),
+        ``center_crop``, ``regions``, ``aggregation``, ``n_images_per_region``. See the
+        module docstring for the scaling, crop, region and mean conventions.
 
     Raises:
-        ConfigError: bad options, a device that is not available, or a dataset scaled or
-            band-selected differently from the model.
+        ConfigError: bad options, a device that is not available, an unknown baseline, a model
+            named like a baseline, or a dataset scaled or band-selected differently from a
+            model.
         DatasetError: an empty dataset or samples without the needed keys.
     """
     from tqdm.auto import tqdm
@@ -338,16 +437,19 @@ def evaluate_model(
     from cloudfree import __version__
 
     proto = get_metric_protocol(protocol)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ConfigError(f"num_workers must be an integer >= 0, got {num_workers!r}")
-    dev = _device(device)
+    _check_loader_options(batch_size, num_workers)
+    dev = resolve_device(device)
+    baseline_fns: dict[str, BaselineFn] = {b: get_baseline(b) for b in baselines}
+    nets = _keyed_models(models, list(baseline_fns))
     n_total = len(dataset)  # type: ignore[arg-type]
     if n_total == 0:
         raise DatasetError("the dataset to evaluate is empty")
     base = _base_dataset(dataset)
-    name, norm, band_names, cfg = _model_facts(model, base)
+    raw = _is_raw(base)
+    pb04 = bool(getattr(base, "pb04_offset", False))
+    groups = _groups(nets, base)
+    reference = groups[0]
+    first = reference.members[0]
 
     loader = DataLoader(
         dataset,
@@ -355,52 +457,66 @@ def evaluate_model(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=dev.type == "cuda",
+        collate_fn=_keep_samples if raw else None,
     )
     crop = proto.center_crop
-    names = (name, IDENTITY_NAME)
+    names = (*nets, *baseline_fns)
     values = {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in names}
     ids: list[str] = []
     covers: list[float] = []
 
-    def to_reflectance(x: torch.Tensor) -> torch.Tensor:
-        return center_crop(denormalize_optical(x, norm) / 10000.0, crop)
+    def reflectance(x: torch.Tensor, norm: str) -> torch.Tensor:
+        return center_crop(to_reflectance(x, norm), crop)
 
-    was_training = model.training
-    model.to(dev).eval()
+    was_training = {k: m.training for k, m in nets.items()}
+    for m in nets.values():
+        m.to(dev).eval()
     try:
         with (
             torch.no_grad(),
-            tqdm(total=n_total, desc=f"evaluate {name}", unit="img", disable=not progress) as bar,
+            tqdm(
+                total=n_total, desc=f"evaluate {', '.join(nets)}", unit="img", disable=not progress
+            ) as bar,
         ):
             for batch in loader:
-                for key in ("optical", "target", "id", "cloud_cover"):
-                    if key not in batch:
-                        raise DatasetError(f"samples have no {key!r} entry")
-                inputs = ModelBatch.from_sample(batch).to(dev, non_blocking=True)
-                optical = inputs.optical
-                target = batch["target"].to(dev, non_blocking=True)
-                pred = run_model(model, inputs).pred
-                if pred.shape != target.shape:
-                    raise ConfigError(
-                        f"model {name!r} returned {tuple(pred.shape)}, expected a tensor shaped "
-                        f"like the target {tuple(target.shape)}"
-                    )
-                masks = {
-                    r: center_crop(m, crop).to(dev)
-                    for r, m in _region_masks(batch, tuple(target.shape)).items()
-                }
-                y = to_reflectance(target.float())
-                preds = {name: to_reflectance(pred.float()), IDENTITY_NAME: to_reflectance(optical)}
-                for n, p in preds.items():
+                scored: dict[str, tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = {}
+                ref_batch: Mapping[str, Any] = {}
+                for group in groups:
+                    gb = _group_batch(batch, group, raw, pb04)
+                    for key in ("optical", "target", "id", "cloud_cover"):
+                        if key not in gb:
+                            raise DatasetError(f"samples have no {key!r} entry")
+                    inputs = ModelBatch.from_sample(gb).to(dev, non_blocking=True)
+                    target = gb["target"].to(dev, non_blocking=True)
+                    masks = {
+                        r: center_crop(m, crop).to(dev)
+                        for r, m in _region_masks(gb, tuple(target.shape)).items()
+                    }
+                    y = reflectance(target.float(), group.protocol)
+                    for member in group.members:
+                        pred = run_model(member.model, inputs).pred
+                        _check_pred(member.key, pred, target)
+                        scored[member.key] = (reflectance(pred.float(), group.protocol), y, masks)
+                    if group is reference:
+                        ref_batch = gb
+                        for b, fn in baseline_fns.items():
+                            pred = fn(inputs, gb).to(dev)
+                            _check_pred(b, pred, target, "baseline")
+                            scored[b] = (reflectance(pred.float(), group.protocol), y, masks)
+                for n in names:
+                    p, y, masks = scored[n]
                     for region, mask in masks.items():
                         metrics = image_metrics(p, y, proto, mask)
                         for m in METRIC_NAMES:
                             values[n][region][m].extend(metrics[m].double().cpu().tolist())
-                ids.extend(str(i) for i in batch["id"])
-                covers.extend(float(c) for c in torch.as_tensor(batch["cloud_cover"]).reshape(-1))
-                bar.update(len(batch["id"]))
+                ids.extend(str(i) for i in ref_batch["id"])
+                covers.extend(
+                    float(c) for c in torch.as_tensor(ref_batch["cloud_cover"]).reshape(-1)
+                )
+                bar.update(len(ref_batch["id"]))
     finally:
-        model.train(was_training)
+        for k, m in nets.items():
+            m.train(was_training[k])
 
     bins = assign_cover_bins(np.asarray(covers, dtype=np.float64), COVER_BINS)
     labels = cover_bin_labels(COVER_BINS)
@@ -417,24 +533,40 @@ def evaluate_model(
                     row[f"{n}_{region}_{m}"] = values[n][region][m][i]
         rows.append(row)
 
+    evaluated: dict[str, Any] = {}
+    for group in groups:
+        for member in group.members:
+            evaluated[member.key] = {
+                "kind": "model",
+                "normalisation": member.protocol,
+                "bands": member.band_names,
+                "model": json_compatible(member.config) if member.config else {"name": member.key},
+            }
+    for b in baseline_fns:
+        evaluated[b] = {
+            "kind": "baseline",
+            "normalisation": reference.protocol,
+            "bands": first.band_names,
+        }
     summary: dict[str, Any] = {
         "protocol": proto.name,
         "protocol_description": proto.description,
         "split": str(getattr(base, "split", "unknown")),
         "n_images": len(rows),
         "models": _summarise(values, bins),
-        "normalisation": norm,
-        "bands": band_names,
+        "normalisation": first.protocol,
+        "bands": first.band_names,
         "center_crop": crop,
         "sam_units": proto.sam_units,
         "error_scale": proto.error_scale,
         "regions": REGIONS_TEXT,
         "aggregation": AGGREGATION_TEXT,
         "n_images_per_region": {
-            r: int(sum(not math.isnan(v) for v in values[name][r]["mae"])) for r in REGIONS
+            r: int(sum(not math.isnan(v) for v in values[first.key][r]["mae"])) for r in REGIONS
         },
         "cover_bins": labels,
-        "model": json_compatible(cfg) if cfg else {"name": name},
+        "model": json_compatible(first.config) if first.config else {"name": first.key},
+        "evaluated": evaluated,
         "cloudfree_version": __version__,
     }
     if hasattr(base, "root"):
@@ -443,6 +575,7 @@ def evaluate_model(
                 "name": type(base).__name__,
                 "root": str(Path(base.root).resolve()),
                 "split_size": len(base),  # type: ignore[arg-type]
+                "samples": "raw, normalised for each model" if raw else "normalised",
                 **{
                     k: getattr(base, k)
                     for k in ("crop_size", "resize", "cloud_mask_method", "cloud_threshold")
@@ -450,7 +583,192 @@ def evaluate_model(
                 },
             }
         )
-    return EvaluationResult(rows=rows, summary=summary, model_name=name)
+    return EvaluationResult(
+        rows=rows,
+        summary=summary,
+        model_name=first.key,
+        model_names=tuple(nets),
+        baseline_names=tuple(baseline_fns),
+    )
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    protocol: str | MetricProtocol = "uncrtaints",
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Metrics of ``model`` and of the identity baseline on every sample of ``dataset``:
+    :func:`evaluate_models` with one model, keyed by its registry name (its class name when
+    it has no ``cloudfree_config``). Same arguments, result and errors."""
+    return evaluate_models(
+        [model],
+        dataset,
+        protocol=protocol,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+    )
+
+
+# ------------------------------------------------------------------------------ predictions
+@dataclass
+class SamplePredictions:
+    """Some samples and the models' predictions on them, as plain arrays (what the report's
+    panels draw; see :func:`cloudfree.report.panels.render_sample_panels`).
+
+    Attributes:
+        samples: per sample ``id`` (str), ``cloud_cover`` (float), ``optical`` and ``target``
+            (reflectance float32 ``[C, H, W]``, the reference normalisation undone),
+            ``sar`` (dB float32 ``[2, H, W]``), ``cloud_mask``, ``shadow_mask`` (float
+            ``[H, W]``, 1 = labelled) and ``valid_mask`` (bool ``[H, W]``).
+        predictions: model key -> one reflectance ``[C, H, W]`` float32 array per sample.
+        band_names: the optical bands of every image.
+        protocol: the reference normalisation (the first model's).
+        metric_protocol, metrics_crop: how ``samples[i]["metrics"]`` were measured: per
+            key (``identity`` first, then the models) PSNR and MAE inside clouds (cloud and
+            valid pixels), on the metric protocol's centre crop when it has one (the crop of
+            the metrics table), None when that region has no pixel.
+    """
+
+    samples: list[dict[str, Any]]
+    predictions: dict[str, list[np.ndarray]]
+    band_names: list[str]
+    protocol: str
+    metric_protocol: str = "uncrtaints"
+    metrics_crop: int | None = None
+
+
+def _as_float32(x: Any) -> np.ndarray:
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+
+
+def _inside_cloud_metrics(
+    images: Mapping[str, np.ndarray],
+    target: np.ndarray,
+    sample: Mapping[str, Any],
+    proto: MetricProtocol,
+) -> dict[str, dict[str, float] | None]:
+    """PSNR and MAE of each reflectance image inside the clouds of one sample (cloud and
+    valid pixels, centre crop of ``proto``); None where that region is empty."""
+    cloud = torch.from_numpy(np.asarray(sample["cloud_mask"]) > 0.5)[None, None]
+    valid = sample.get("valid_mask")
+    region = cloud if valid is None else cloud & torch.from_numpy(np.asarray(valid))[None, None]
+    region = center_crop(region, proto.center_crop)
+    y = center_crop(torch.from_numpy(target[None]), proto.center_crop)
+    out: dict[str, dict[str, float] | None] = {}
+    for key, image in images.items():
+        if not bool(region.any()):
+            out[key] = None
+            continue
+        p = center_crop(torch.from_numpy(image[None]), proto.center_crop)
+        m = image_metrics(p, y, proto, region)
+        out[key] = {"psnr": float(m["psnr"][0]), "mae": float(m["mae"][0])}
+    return out
+
+
+def predict_samples(
+    models: ModelsArg,
+    dataset: Dataset,
+    indices: Sequence[int],
+    *,
+    metric_protocol: str | MetricProtocol = "uncrtaints",
+    device: str | torch.device = "cpu",
+) -> SamplePredictions:
+    """Run ``models`` on the samples ``indices`` of ``dataset``, one sample at a time, and
+    return the samples and the predictions as reflectance arrays, with each sample's
+    inside-cloud PSNR / MAE per model and for the identity (``metrics``).
+
+    The inputs are those of :func:`evaluate_models` (a raw dataset is normalised for each
+    model; a normalised one must match every model). Models are moved to ``device``, run in
+    eval mode without gradients, and their train/eval mode is restored.
+
+    Raises:
+        ConfigError: what :func:`evaluate_models` raises for the models, models whose
+            optical bands differ (panels compare the images band for band), or no index.
+    """
+    nets = _keyed_models(models, ())
+    base = _base_dataset(dataset)
+    raw = _is_raw(base)
+    pb04 = bool(getattr(base, "pb04_offset", False))
+    groups = _groups(nets, base)
+    members = [m for g in groups for m in g.members]
+    band_sets = {tuple(m.band_names) if m.band_names else None for m in members}
+    if len(band_sets) > 1:
+        raise ConfigError(
+            "the models take different optical bands; panels need one band set: "
+            + "; ".join(f"{m.key}: {','.join(m.band_names or ['?'])}" for m in members)
+        )
+    if not indices:
+        raise ConfigError("no sample to predict")
+    proto = get_metric_protocol(metric_protocol)
+    dev = resolve_device(device)
+    reference = groups[0]
+    first = reference.members[0]
+    samples: list[dict[str, Any]] = []
+    predictions: dict[str, list[np.ndarray]] = {k: [] for k in nets}
+    was_training = {k: m.training for k, m in nets.items()}
+    try:
+        with torch.no_grad():
+            for index in indices:
+                sample = dataset[int(index)]
+                ref: Mapping[str, Any] = sample
+                for group in groups:
+                    s = (
+                        normalize_sample(sample, group.protocol, group.bands, pb04_offset=pb04)
+                        if raw
+                        else sample
+                    )
+                    if group is reference:
+                        ref = s
+                    for member in group.members:
+                        member.model.to(dev).eval()
+                        out = run_model(
+                            member.model,
+                            optical=s["optical"][None].to(dev),
+                            sar=s["sar"][None].to(dev),
+                        )
+                        pred = _as_float32(out.pred.float()[0])
+                        predictions[member.key].append(to_reflectance(pred, group.protocol))
+                norm = reference.protocol
+                samples.append(
+                    {
+                        "id": str(ref["id"]),
+                        "cloud_cover": float(ref["cloud_cover"]),
+                        "optical": to_reflectance(_as_float32(ref["optical"]), norm),
+                        "target": to_reflectance(_as_float32(ref["target"]), norm),
+                        "sar": np.asarray(denormalize_sar(_as_float32(ref["sar"]), norm)),
+                        "cloud_mask": _as_float32(ref["cloud_mask"])[0],
+                        "shadow_mask": _as_float32(ref["shadow_mask"])[0]
+                        if "shadow_mask" in ref
+                        else None,
+                        "valid_mask": np.asarray(ref["valid_mask"], dtype=bool)[0]
+                        if "valid_mask" in ref
+                        else None,
+                    }
+                )
+    finally:
+        for k, m in nets.items():
+            m.train(was_training[k])
+    for i, sample in enumerate(samples):
+        images = {IDENTITY_NAME: sample["optical"], **{k: v[i] for k, v in predictions.items()}}
+        sample["metrics"] = _inside_cloud_metrics(images, sample["target"], sample, proto)
+    band_names = first.band_names
+    if band_names is None:  # a dataset without band names: positions only
+        band_names = [f"band{i}" for i in range(samples[0]["optical"].shape[0])]
+    return SamplePredictions(
+        samples,
+        predictions,
+        list(band_names),
+        reference.protocol,
+        metric_protocol=proto.name,
+        metrics_crop=proto.center_crop,
+    )
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -459,8 +777,8 @@ def write_evaluation(
 ) -> tuple[Path, Path]:
     """Write ``out_dir/per_image.csv`` and ``out_dir/summary.json``; return their paths.
 
-    The CSV has the columns of :func:`per_image_columns` (floats written with ``repr``, so
-    they read back exactly; ``nan`` / ``inf`` as such). The JSON is the summary as is (NaN and
+    The CSV has the columns of ``result.columns`` (floats written with ``repr``, so they read
+    back exactly; ``nan`` / ``inf`` as such). The JSON is the summary as is (NaN and
     infinity written as ``NaN`` / ``Infinity``, which Python's ``json`` reads). Both files are
     written atomically (temporary file, then rename); ``out_dir`` is created if needed.
     """
@@ -473,6 +791,92 @@ def write_evaluation(
 
 
 # ------------------------------------------------------------------------------- pipeline
+def evaluate_checkpoints(
+    paths: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+    data_root: str | os.PathLike[str],
+    *,
+    split: str = "test",
+    protocol: str | MetricProtocol = "uncrtaints",
+    out_dir: str | os.PathLike[str] | None,
+    baselines: Sequence[str] = (IDENTITY_NAME,),
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = True,
+    limit: int | None = None,
+) -> EvaluationResult:
+    """Evaluate the models at ``paths`` on one SEN12MS-CR split and write the results.
+
+    Args:
+        paths: key -> pretrained weights directory or training run directory
+            (:func:`load_model_for_evaluation`); a sequence is keyed by the models' names.
+        data_root: SEN12MS-CR root (official or flat layout).
+        split: ``train``, ``val``, ``test`` or ``all``.
+        protocol: metric protocol name.
+        out_dir: where :func:`write_evaluation` writes ``per_image.csv`` and ``summary.json``
+            (None: write nothing).
+        baselines, batch_size, device, num_workers, progress: see :func:`evaluate_models`.
+        limit: evaluate only the first ``limit`` samples of the split (in dataset order).
+
+    The dataset is built once, ``SEN12MSCR(data_root, split=split, crop="center")`` with
+    whole patches and raw samples, and each model gets them normalised with its own protocol
+    and bands. The summary also records ``checkpoints`` / ``weights_dirs`` (key -> the path
+    given / the directory loaded), ``checkpoint`` and ``weights_dir`` (the first model's) and
+    ``limit``.
+
+    Raises:
+        InputFileError: no loadable weights at a path.
+        DatasetError: missing data root or empty split.
+        ConfigError: bad options.
+    """
+    from cloudfree.data import SEN12MSCR
+
+    proto = get_metric_protocol(protocol)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"limit must be a positive integer, got {limit!r}")
+    resolve_device(device)  # fail on an unavailable device before loading anything
+    if isinstance(paths, Mapping):
+        given = {str(k): Path(p) for k, p in paths.items()}
+        models = {k: load_model_for_evaluation(p, map_location="cpu") for k, p in given.items()}
+    else:
+        loaded = [(Path(p), load_model_for_evaluation(p, map_location="cpu")) for p in paths]
+        keys = [_default_key(m) for _, m in loaded]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ConfigError(
+                f"several checkpoints hold a {', '.join(map(repr, twice))} model; name them "
+                "(a mapping key -> path; KEY=PATH on the command line)"
+            )
+        given = {k: p for k, (p, _) in zip(keys, loaded)}
+        models = {k: m for k, (_, m) in zip(keys, loaded)}
+    full = SEN12MSCR(data_root, split=split, crop="center")  # type: ignore[arg-type]
+    dataset: Dataset = full
+    if limit is not None and limit < len(full):
+        dataset = Subset(full, range(limit))
+    result = evaluate_models(
+        models,
+        dataset,
+        baselines=baselines,
+        protocol=proto,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    s = result.summary
+    s["checkpoints"] = {k: str(p.resolve()) for k, p in given.items()}
+    s["weights_dirs"] = {
+        k: str(Path(m.cloudfree_weights_dir).resolve())  # type: ignore[arg-type]
+        for k, m in models.items()
+    }
+    s["checkpoint"] = s["checkpoints"][result.model_name]
+    s["weights_dir"] = s["weights_dirs"][result.model_name]
+    s["limit"] = limit
+    if out_dir is not None:
+        write_evaluation(result, out_dir)
+    return result
+
+
 def evaluate_checkpoint(
     path: str | os.PathLike[str],
     data_root: str | os.PathLike[str],
@@ -486,59 +890,18 @@ def evaluate_checkpoint(
     progress: bool = True,
     limit: int | None = None,
 ) -> EvaluationResult:
-    """Evaluate the model at ``path`` on a SEN12MS-CR split and write the results.
-
-    Args:
-        path: pretrained weights directory or training run directory
-            (:func:`load_model_for_evaluation`).
-        data_root: SEN12MS-CR root (official or flat layout).
-        split: ``train``, ``val``, ``test`` or ``all``.
-        protocol: metric protocol name.
-        out_dir: where :func:`write_evaluation` writes ``per_image.csv`` and ``summary.json``
-            (None: write nothing).
-        batch_size, device, num_workers, progress: see :func:`evaluate_model`.
-        limit: evaluate only the first ``limit`` samples of the split (in dataset order).
-
-    The dataset is ``SEN12MSCR(data_root, split=split, protocol=<model's normalisation>,
-    bands=<model's bands>, crop="center")`` with whole patches, so the data are scaled as the
-    model expects. The summary also records ``checkpoint`` (the path given), ``weights_dir``
-    (the directory loaded) and ``limit``.
-
-    Raises:
-        InputFileError: no loadable weights at ``path``.
-        DatasetError: missing data root or empty split.
-        ConfigError: bad options.
-    """
-    from cloudfree.data import SEN12MSCR
-
-    proto = get_metric_protocol(protocol)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"limit must be a positive integer, got {limit!r}")
-    _device(device)  # fail on an unavailable device before loading anything
-    model = load_model_for_evaluation(path, map_location="cpu")
-    cfg = model.cloudfree_config  # type: ignore[attr-defined]
-    full = SEN12MSCR(
+    """Evaluate the model at ``path`` (pretrained weights directory or training run
+    directory) on a SEN12MS-CR split and write the results: :func:`evaluate_checkpoints`
+    with one path. Same arguments, summary keys and errors."""
+    return evaluate_checkpoints(
+        [path],
         data_root,
-        split=split,  # type: ignore[arg-type]
-        protocol=cfg["protocol"],
-        bands=cfg["bands"],
-        crop="center",
-    )
-    dataset: Dataset = full
-    if limit is not None and limit < len(full):
-        dataset = Subset(full, range(limit))
-    result = evaluate_model(
-        model,
-        dataset,
-        protocol=proto,
+        split=split,
+        protocol=protocol,
+        out_dir=out_dir,
         batch_size=batch_size,
         device=device,
         num_workers=num_workers,
         progress=progress,
+        limit=limit,
     )
-    result.summary["checkpoint"] = str(Path(path).resolve())
-    result.summary["weights_dir"] = str(Path(model.cloudfree_weights_dir).resolve())
-    result.summary["limit"] = limit
-    if out_dir is not None:
-        write_evaluation(result, out_dir)
-    return result

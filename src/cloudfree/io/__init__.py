@@ -10,6 +10,7 @@ from cloudfree.io.geotiff import (
     read_raster,
     write_raster,
 )
+from cloudfree.io.png import save_png
 
 __all__ = [
     "Raster",
@@ -19,5 +20,6 @@ __all__ = [
     "open_raster",
     "raster_info",
     "read_raster",
+    "save_png",
     "write_raster",
 ]

@@ -33,12 +33,14 @@ from cloudfree.models.api import (
     run_model,
     spec_of,
 )
+from cloudfree.models.discriminators import create_discriminator, list_discriminators
 from cloudfree.models.hub import (
     load_pretrained,
     read_pretrained_config,
     save_pretrained,
     weights_sha256,
 )
+from cloudfree.models.loading import LoadedModel, RunLayout, load_model, resolve_weights_dir
 from cloudfree.models.official import load_official_checkpoint, read_official_state_dict
 
 __all__ = [
@@ -47,22 +49,28 @@ __all__ = [
     "TASK_KINDS",
     "CloudRemovalModel",
     "InputSpec",
+    "LoadedModel",
     "ModelBatch",
     "ModelInfo",
     "ModelOutput",
     "ModelSpec",
     "OutputSpec",
+    "RunLayout",
     "days_since_epoch",
     "run_model",
     "spec_of",
+    "create_discriminator",
     "create_model",
+    "list_discriminators",
     "get_model_info",
     "list_models",
+    "load_model",
     "load_official_checkpoint",
     "load_pretrained",
     "read_official_state_dict",
     "read_pretrained_config",
     "register_model",
+    "resolve_weights_dir",
     "save_pretrained",
     "weights_sha256",
 ]

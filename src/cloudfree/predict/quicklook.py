@@ -13,18 +13,16 @@ Decisions:
   would be dominated by bright clouds and leave the ground black (clouds saturate to white in the
   input panel instead). Nodata pixels are black.
 * **Layout.** Input left, prediction right, separated by a 4-pixel white gap. The PNG is written
-  atomically (temporary file, then rename).
+  atomically by :func:`cloudfree.io.png.save_png` (re-exported here for the scene writer).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
-from cloudfree.io.atomic import publish, temporary_sibling
+from cloudfree.io.png import save_png
 
 __all__ = ["QuicklookCollector", "render_side_by_side", "save_png"]
 
@@ -102,16 +100,3 @@ def render_side_by_side(before: np.ndarray, after: np.ndarray) -> object:
     canvas[:, :w] = left
     canvas[:, w + _GAP :] = right
     return Image.fromarray(canvas)  # uint8 [H, W, 3] -> RGB
-
-
-def save_png(image: object, path: str | os.PathLike[str]) -> Path:
-    """Write a ``PIL.Image`` as PNG atomically; return the path."""
-    final = Path(path)
-    tmp = temporary_sibling(final, ".tmp.png")
-    try:
-        image.save(tmp, format="PNG")  # type: ignore[attr-defined]
-        publish(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final

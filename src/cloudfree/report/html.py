@@ -350,7 +350,9 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
     )
     notes = [
         f"Numbers under the images: PSNR and MAE {html.escape(region)} of that patch "
-        f"({html.escape(str(panels.get('metric_protocol', summary.get('protocol', ''))))}).",
+        f"({html.escape(str(panels.get('metric_protocol', summary.get('protocol', ''))))}"
+        + (f", over {html.escape(str(panels['metrics_area']))}" if "metrics_area" in panels else "")
+        + ").",
         f"RGB: {html.escape(str(panels.get('rgb', '')))}.",
         f"SAR: {html.escape(str(panels.get('sar', '')))}.",
     ]

@@ -15,9 +15,13 @@ Decisions:
   pixels) so that they are at least :data:`PANEL_MIN_SIDE` pixels wide.
 * **Which patches**: :func:`select_by_cover` takes evenly spaced ranks of the cloud-cover
   order, so the panels run from the clearest to the cloudiest test patch.
-* **Files**: one PNG per panel, written atomically, listed with paths relative to the panel
-  directory in ``panels.json`` (:data:`PANELS_JSON`), which is what
-  :func:`cloudfree.report.build_report` reads.
+* **Files**: one PNG per panel, written atomically (:func:`cloudfree.io.png.save_png`), listed
+  with paths relative to the panel directory in ``panels.json`` (:data:`PANELS_JSON`), which is
+  what :func:`cloudfree.report.build_report` reads.
+* **No model here.** :func:`render_sample_panels` draws given samples and predictions
+  (reflectance arrays, computed by :func:`cloudfree.evaluate.predict_samples`, which also
+  measures the caption metrics on the metric protocol's centre crop, the crop of the metrics
+  table); ``cloudfree report --panels N`` runs the models in the command-line layer.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.io.atomic import atomic_write_json
+from cloudfree.io.png import save_png
 
 __all__ = [
     "MASK_COLOURS",
@@ -42,14 +47,12 @@ __all__ = [
     "apply_stretch",
     "enlarge",
     "mask_image",
-    "panels_for_evaluation",
     "percentile_stretch",
     "render_sample_panels",
     "render_scene_images",
     "rgb_image",
     "sar_composite",
     "sar_image",
-    "save_png_array",
     "select_by_cover",
 ]
 
@@ -156,15 +159,6 @@ def enlarge(image: np.ndarray, min_side: int = PANEL_MIN_SIDE) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def save_png_array(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write ``uint8 [H, W, 3]`` as a PNG atomically (via the quicklook's ``save_png``)."""
-    from PIL import Image
-
-    from cloudfree.predict.quicklook import save_png
-
-    return save_png(Image.fromarray(np.ascontiguousarray(image)), path)
-
-
 def select_by_cover(covers: Sequence[float], n: int) -> list[int]:
     """Indices of ``n`` samples at evenly spaced ranks of the cloud-cover order, lowest cover
     first (all samples, sorted by cover, when there are at most ``n``)."""
@@ -179,36 +173,40 @@ def select_by_cover(covers: Sequence[float], n: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------- test patches
-def _reflectance(x: Any, protocol: str) -> np.ndarray:
-    from cloudfree.normalization import denormalize_optical
-
-    return np.asarray(denormalize_optical(np.asarray(x, dtype=np.float32), protocol)) / 10000.0
+def _plane(mask: Any) -> np.ndarray:
+    """A mask as ``[H, W]`` (a leading singleton channel dropped)."""
+    m = np.asarray(mask)
+    return m[0] if m.ndim == 3 else m
 
 
 def render_sample_panels(
-    models: Mapping[str, Any],
-    dataset: Any,
-    indices: Sequence[int],
+    samples: Sequence[Mapping[str, Any]],
+    predictions: Mapping[str, Sequence[Any]],
     out_dir: str | os.PathLike[str],
     *,
+    band_names: Sequence[str],
     labels: Mapping[str, str] | None = None,
     metric_protocol: str = "uncrtaints",
+    metrics_crop: int | None = None,
     min_side: int = PANEL_MIN_SIDE,
 ) -> dict[str, Any]:
-    """Render the panels of some samples of ``dataset`` and write them with ``panels.json``.
+    """Render the panels of some samples and their predictions and write them with
+    ``panels.json``. Nothing here runs a model: the predictions are given
+    (:func:`cloudfree.evaluate.predict_samples` makes all the inputs).
 
     Args:
-        models: report key -> network (``model(optical=..., sar=...)``, built by
-            :func:`cloudfree.models.create_model` / ``load_pretrained``, so that its
-            ``cloudfree_config["protocol"]`` names its scaling). Run in eval mode, no gradients.
-        dataset: a :class:`cloudfree.data.SEN12MSCR` (samples with ``optical``, ``sar``,
-            ``target``, ``cloud_mask``, ``shadow_mask``, ``valid_mask``, ``cloud_cover``,
-            ``id``), scaled with the models' protocol (``dataset.protocol``) and holding the
-            RGB bands.
-        indices: which samples (e.g. :func:`select_by_cover` of their covers).
+        samples: per sample ``id``, ``cloud_cover``, ``optical`` and ``target``
+            (reflectance ``[C, H, W]``), ``sar`` (dB ``[2, H, W]``), ``cloud_mask`` and
+            optionally ``shadow_mask`` (``[H, W]`` or ``[1, H, W]``, nonzero = labelled) and
+            ``metrics`` (key -> ``{"psnr", "mae"}`` or None, the caption numbers; absent:
+            no caption).
+        predictions: report key -> one reflectance ``[C, H, W]`` array per sample, in the
+            bands of ``band_names``.
         out_dir: directory for the PNGs and ``panels.json`` (created).
+        band_names: the optical bands of every image (must hold B04, B03, B02).
         labels: report key -> column title (default: the key).
-        metric_protocol: protocol of the per-panel inside-cloud PSNR / MAE captions.
+        metric_protocol, metrics_crop: how the caption metrics were measured (recorded in the
+            manifest, shown under the panels).
         min_side: enlarge panels narrower than this (nearest neighbour).
 
     Returns:
@@ -217,95 +215,67 @@ def render_sample_panels(
         "cloud_cover", "images": {key: file name}, "metrics": {name: {"psnr", "mae"}}}]``,
         metrics inside clouds, ``identity`` included; null where the patch has no cloud pixel)
         and notes on the rendering.
+
+    Raises:
+        ConfigError: no sample, no RGB bands, or a prediction list of another length.
     """
-    import torch
-
-    from cloudfree.metrics import image_metrics
-    from cloudfree.models import run_model
-    from cloudfree.normalization import denormalize_sar
-
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     labels = dict(labels or {})
-    protocol = str(dataset.protocol)
-    band_names = list(dataset.bands.names)
-    _rgb_positions(band_names)
-    for key, model in models.items():
-        cfg = getattr(model, "cloudfree_config", None) or {}
-        if cfg.get("protocol", protocol) != protocol:
-            raise ConfigError(
-                f"model {key!r} expects the {cfg.get('protocol')!r} scaling but the panel "
-                f"dataset is scaled with {protocol!r}"
-            )
+    band_names = list(band_names)
+    rgb = _rgb_positions(band_names)
+    if not samples:
+        raise ConfigError("no sample to render panels of")
+    for key, preds in predictions.items():
+        if len(preds) != len(samples):
+            raise ConfigError(f"{len(preds)} prediction(s) of {key!r} for {len(samples)} sample(s)")
+    out.mkdir(parents=True, exist_ok=True)
     columns = [{"key": "cloudy", "label": labels.get("cloudy", "Cloudy input")}]
     columns.append({"key": "sar", "label": labels.get("sar", "SAR (VV, VH)")})
-    columns += [{"key": k, "label": labels.get(k, k)} for k in models]
+    columns += [{"key": k, "label": labels.get(k, k)} for k in predictions]
     columns.append({"key": "target", "label": labels.get("target", "Cloud-free target")})
     columns.append({"key": "mask", "label": labels.get("mask", "Cloud mask")})
 
-    # first pass: run the models; the stretches are pooled over every shown patch
-    states = {k: m.training for k, m in models.items()}
-    rgb = _rgb_positions(band_names)
-    items: list[dict[str, Any]] = []
-    try:
-        with torch.no_grad():
-            for index in indices:
-                s = dataset[int(index)]
-                preds = {}
-                for key, model in models.items():
-                    model.eval()
-                    result = run_model(model, optical=s["optical"][None], sar=s["sar"][None])
-                    preds[key] = result.pred.float()
-                items.append({"sample": s, "preds": preds})
-    finally:
-        for key, model in models.items():
-            model.train(states[key])
-    if not items:
-        raise ConfigError("no sample to render panels of")
-    targets = [_reflectance(it["sample"]["target"], protocol) for it in items]
-    sars = [np.asarray(denormalize_sar(it["sample"]["sar"].numpy(), protocol)) for it in items]
+    # the stretches are pooled over every shown patch
+    targets = [np.asarray(s["target"]) for s in samples]
+    sars = [np.asarray(s["sar"]) for s in samples]
     rgb_stretch = percentile_stretch(np.concatenate([t[rgb] for t in targets], axis=2))
     sar_stretch = percentile_stretch(
         np.concatenate([sar_composite(d) for d in sars], axis=2), 1.0, 99.0
     )
 
-    samples: list[dict[str, Any]] = []
-    for it, target_r, sar_db in zip(items, targets, sars):
-        s, preds = it["sample"], it["preds"]
+    manifest_samples: list[dict[str, Any]] = []
+    for i, (s, target_r, sar_db) in enumerate(zip(samples, targets, sars)):
         sid = str(s["id"])
-        optical = s["optical"][None]
-        cloud = s["cloud_mask"][None] > 0.5
-        region = cloud & s["valid_mask"][None].bool() if "valid_mask" in s else cloud
+        shadow = s.get("shadow_mask")
         images = {
-            "cloudy": rgb_image(_reflectance(optical[0], protocol), band_names, rgb_stretch),
+            "cloudy": rgb_image(np.asarray(s["optical"]), band_names, rgb_stretch),
             "sar": sar_image(sar_db, sar_stretch),
             "target": rgb_image(target_r, band_names, rgb_stretch),
-            "mask": mask_image(s["cloud_mask"][0].numpy(), s["shadow_mask"][0].numpy()),
+            "mask": mask_image(_plane(s["cloud_mask"]), None if shadow is None else _plane(shadow)),
         }
-        metrics: dict[str, Any] = {}
-        y = torch.from_numpy(target_r[None])
-        for key, pred in {"identity": optical, **preds}.items():
-            p_r = _reflectance(pred[0], protocol)
-            if key != "identity":
-                images[key] = rgb_image(p_r, band_names, rgb_stretch)
-            if bool(region.any()):
-                m = image_metrics(torch.from_numpy(p_r[None]), y, metric_protocol, region)
-                metrics[key] = {"psnr": float(m["psnr"][0]), "mae": float(m["mae"][0])}
-            else:
-                metrics[key] = None
+        for key, preds in predictions.items():
+            images[key] = rgb_image(np.asarray(preds[i]), band_names, rgb_stretch)
         files: dict[str, str] = {}
         for col in columns:
             name = f"{sid}_{col['key']}.png"
-            save_png_array(enlarge(images[col["key"]], min_side), out / name)
+            save_png(enlarge(images[col["key"]], min_side), out / name)
             files[col["key"]] = name
-        samples.append(
-            {"id": sid, "cloud_cover": float(s["cloud_cover"]), "images": files, "metrics": metrics}
-        )
+        entry: dict[str, Any] = {"id": sid, "cloud_cover": float(s["cloud_cover"]), "images": files}
+        if "metrics" in s:
+            entry["metrics"] = dict(s["metrics"])
+        manifest_samples.append(entry)
+    area = (
+        f"the central {metrics_crop} x {metrics_crop} px (the metric protocol's crop, as in "
+        "the metrics table)"
+        if metrics_crop
+        else "the whole patch (as in the metrics table)"
+    )
     manifest = {
         "columns": columns,
-        "samples": samples,
+        "samples": manifest_samples,
         "metrics_region": "inside_clouds",
         "metric_protocol": metric_protocol,
+        "metrics_area": area,
         "rgb": f"{','.join(RGB_BANDS)}, one 2-98 % stretch per band from the targets of all "
         "the patches shown",
         "sar": "red VV, green and blue VH (dB), 1-99 % stretch over all the patches shown",
@@ -380,7 +350,7 @@ def render_scene_images(
     files: dict[str, str] = {}
     for key, arr in arrays.items():
         name = f"{prefix}_{key}.png"
-        save_png_array(apply_stretch(arr, stretch), out / name)
+        save_png(apply_stretch(arr, stretch), out / name)
         files[key] = name
     if mask is not None:
         from rasterio.enums import Resampling
@@ -390,59 +360,6 @@ def render_scene_images(
         with open_raster(mask) as src:
             m = src.read(1, out_shape=shape, resampling=Resampling.nearest)
         name = f"{prefix}_mask.png"
-        save_png_array(mask_image(m == 1, m == -1), out / name)
+        save_png(mask_image(m == 1, m == -1), out / name)
         files["mask"] = name
     return files
-
-
-def panels_for_evaluation(
-    run_dir: str | os.PathLike[str],
-    summary: Mapping[str, Any],
-    n: int,
-    *,
-    checkpoint: str | os.PathLike[str] | None = None,
-    data_root: str | os.PathLike[str] | None = None,
-    label: str | None = None,
-) -> dict[str, Any]:
-    """Panels of ``n`` patches of an evaluated split, from low to high cloud cover, written to
-    ``run_dir/panels`` (what ``cloudfree report RUN_DIR --panels N`` does).
-
-    The model and the data default to those the summary of ``cloudfree evaluate --checkpoint``
-    records (``checkpoint``, ``dataset.root``, ``split``); the dataset is read as the model
-    expects (its normalisation protocol and bands, whole patches).
-
-    Raises:
-        ConfigError: the summary does not say which model or data, and they were not given.
-    """
-    from cloudfree.data import SEN12MSCR
-    from cloudfree.evaluate import load_model_for_evaluation
-
-    dataset_info = summary.get("dataset")
-    ckpt = checkpoint or summary.get("checkpoint")
-    root = data_root or (dataset_info.get("root") if isinstance(dataset_info, Mapping) else None)
-    if ckpt is None or root is None:
-        raise ConfigError(
-            "panels need the model and the data, which this summary does not name; pass "
-            "--checkpoint RUN_OR_WEIGHTS and --data ROOT"
-        )
-    model = load_model_for_evaluation(ckpt)
-    cfg = model.cloudfree_config  # type: ignore[attr-defined]
-    names = [k for k in summary.get("models", {}) if k != "identity"]
-    key = str(cfg["name"]) if cfg["name"] in names or len(names) != 1 else names[0]
-    split = str(summary.get("split", "test"))
-    dataset = SEN12MSCR(
-        root,
-        split=split if split in ("train", "val", "test", "all") else "test",  # type: ignore[arg-type]
-        protocol=cfg["protocol"],
-        bands=cfg["bands"],
-        crop="center",
-    )
-    indices = select_by_cover(dataset.cloud_covers(progress=False), n)
-    return render_sample_panels(
-        {key: model},
-        dataset,
-        indices,
-        Path(run_dir) / PANELS_DIR,
-        labels={key: label or key},
-        metric_protocol=str(summary.get("protocol", "uncrtaints")),
-    )

@@ -29,9 +29,10 @@ from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-__all__ = ["ExportWeights", "LastCheckpoint", "RNGStateCheckpoint", "RunCSVLogger"]
+from cloudfree.models.hub import WEIGHTS_NAME
+from cloudfree.models.loading import BEST_WEIGHTS, FINAL_WEIGHTS, LAST_CKPT
 
-LAST_CKPT = "last.ckpt"
+__all__ = ["ExportWeights", "LastCheckpoint", "RNGStateCheckpoint", "RunCSVLogger"]
 
 
 class RNGStateCheckpoint(Callback):
@@ -170,7 +171,8 @@ class ExportWeights(Callback):
             {"global_step": int(trainer.global_step), "epoch": int(trainer.current_epoch), **info}
         )
         extra["training"] = training
-        save_pretrained(module.model, self.weights_dir / name, extra=extra)  # type: ignore[arg-type]
+        conventions = {k: extra.pop(k) for k in ("protocol", "bands") if k in extra}
+        save_pretrained(module.model, self.weights_dir / name, extra=extra, **conventions)  # type: ignore[arg-type]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -182,17 +184,18 @@ class ExportWeights(Callback):
         if math.isnan(loss) or (self.best is not None and not loss < self.best):
             return
         self.best = loss
-        self._export(trainer, pl_module, "best", {"selection": "best val/loss", "val_loss": loss})
+        info = {"selection": "best val/loss", "val_loss": loss}
+        self._export(trainer, pl_module, BEST_WEIGHTS, info)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get("val/loss")
         info: dict[str, Any] = {"selection": "final"}
         if value is not None:
             info["val_loss"] = float(value)
-        self._export(trainer, pl_module, "final", info)
-        has_best = (self.weights_dir / "best" / "model.safetensors").is_file()
+        self._export(trainer, pl_module, FINAL_WEIGHTS, info)
+        has_best = (self.weights_dir / BEST_WEIGHTS / WEIGHTS_NAME).is_file()
         if self.best is None and not has_best:
-            self._export(trainer, pl_module, "best", {"selection": "final (no validation)"})
+            self._export(trainer, pl_module, BEST_WEIGHTS, {"selection": "final (no validation)"})
 
 
 class _AppendingWriter(ExperimentWriter):

@@ -51,6 +51,15 @@ from torch.utils.data import Dataset
 
 from cloudfree.errors import CloudfreeError, ConfigError, DatasetError, InputFileError
 from cloudfree.io.atomic import atomic_write_text
+from cloudfree.models.loading import (
+    BEST_CKPT_NAME,
+    BEST_WEIGHTS,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    FINAL_WEIGHTS,
+    LAST_CKPT,
+    WEIGHTS_DIR,
+)
 from cloudfree.train.config import (
     TrainConfig,
     build_config,
@@ -73,11 +82,6 @@ __all__ = [
     "train",
 ]
 
-CONFIG_FILE = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-WEIGHTS_DIR = "weights"
-LAST_CKPT = "last.ckpt"
-BEST_CKPT_NAME = "best"
 #: Environment variable through which rank 0 hands its run directory to the DDP processes
 #: Lightning re-launches (their default ``runs/<name>-<timestamp>`` could differ).
 RUN_DIR_ENV = "CLOUDFREE_TRAIN_RUN_DIR"
@@ -140,6 +144,9 @@ def check_config(config: TrainConfig) -> None:
         build_loss(config.loss.name, **config.loss.kwargs)
     except ConfigError as exc:
         raise ConfigError(f"loss: {exc}") from None
+    from cloudfree.train.tasks import resolve_task
+
+    resolve_task(config, info.resolve_spec(config.model.kwargs))  # task settings vs the model
     d = config.data
     if d.root is None:
         raise ConfigError("data.root is not set; pass --data ROOT (or set data.root)")
@@ -169,7 +176,8 @@ def check_config(config: TrainConfig) -> None:
 def load_init_weights(model: nn.Module, config: TrainConfig) -> None:
     """Load ``config.model.init_weights`` into ``model`` (strictly).
 
-    A directory is read as :func:`~cloudfree.models.save_pretrained` output and must name
+    A directory (pretrained weights, or a training run: its ``weights/best``, else
+    ``weights/final``) is read by :func:`~cloudfree.models.load_model` and must name
     ``config.model.name``; a file is converted with
     :func:`~cloudfree.models.load_official_checkpoint` for that model.
 
@@ -177,33 +185,32 @@ def load_init_weights(model: nn.Module, config: TrainConfig) -> None:
         ConfigError: weights of another model, a checkpoint that does not convert, or weights
             whose shapes do not fit ``model.kwargs``.
     """
-    from cloudfree.models import load_official_checkpoint, load_pretrained, read_pretrained_config
+    from cloudfree.models import load_model, read_pretrained_config, resolve_weights_dir
 
     name = config.model.name
     path = Path(str(config.model.init_weights))
-    try:
-        if path.is_dir():
-            saved = read_pretrained_config(path)
-            if saved["name"] != name:
-                raise ConfigError(
-                    f"model.init_weights: {path} holds weights of model {saved['name']!r}, "
-                    f"but model.name is {name!r}"
-                )
-            source = load_pretrained(path)
-        elif path.is_file():
-            source = load_official_checkpoint(name, path, **config.model.kwargs)
-        else:
-            raise ConfigError(f"model.init_weights: {path} does not exist")
-    except ConfigError as exc:
-        if str(exc).startswith("model.init_weights"):
-            raise
+    if not (path.is_dir() or path.is_file()):
+        raise ConfigError(f"model.init_weights: {path} does not exist")
+    try:  # only errors of the loaders are wrapped; this function's own are raised outside
+        is_dir = path.is_dir()
+        saved_name = read_pretrained_config(resolve_weights_dir(path))["name"] if is_dir else name
+        if saved_name == name:  # the one loader (cloudfree.models.load_model)
+            source = load_model(
+                path,
+                name=name,
+                kwargs=None if is_dir else config.model.kwargs,
+                bands=None if is_dir else config.data.bands,
+            ).model
+    except (ConfigError, InputFileError) as exc:
+        problem = exc.problem if isinstance(exc, InputFileError) else str(exc)
         raise ConfigError(
-            f"model.init_weights: {path} is not usable for model {name!r}: {exc}"
+            f"model.init_weights: {path} is not usable for model {name!r}: {problem}"
         ) from None
-    except InputFileError as exc:
+    if saved_name != name:
         raise ConfigError(
-            f"model.init_weights: {path} is not usable for model {name!r}: {exc.problem}"
-        ) from None
+            f"model.init_weights: {path} holds weights of model {saved_name!r}, "
+            f"but model.name is {name!r}"
+        )
     try:
         model.load_state_dict(source.state_dict(), strict=True)
     except RuntimeError as exc:
@@ -220,6 +227,25 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {CONFIG_FILE}; is this a cloudfree training run?")
     return load_yaml_config(path)
+
+
+def _check_loss_without_masks(config: TrainConfig, sample: dict[str, Any]) -> None:
+    """With ``data.masks: false`` the samples have no cloud / shadow masks: try the loss once on
+    ``sample`` (its target as the prediction) and refuse the setting when the loss asks for a
+    batch key the samples lack (the CARL and CARF losses read ``cloud_mask``)."""
+    from cloudfree.losses import build_loss
+    from cloudfree.train.datamodule import collate_samples
+
+    loss = build_loss(config.loss.name, **config.loss.kwargs)
+    batch = collate_samples([sample])
+    try:
+        loss(batch["target"], batch)
+    except ConfigError as exc:
+        if "needs batch key" in str(exc):
+            raise ConfigError(
+                f"data.masks is false (no cloud masks are computed), but {exc}; set "
+                "data.masks: true"
+            ) from None
 
 
 # --------------------------------------------------------------------------- preparation
@@ -285,11 +311,13 @@ def prepare_run(
     train_ds, val_ds = build_datasets(cfg)
     for name, ds in (("training", train_ds), ("validation", val_ds)):
         try:
-            ds[0]
+            first = ds[0]
         except ConfigError as exc:
             raise ConfigError(f"{name} data: {exc}") from None
         except CloudfreeError as exc:
             raise DatasetError(f"{name} data: {exc}") from None
+        if not cfg.data.masks:
+            _check_loss_without_masks(cfg, first)
 
     from cloudfree.bands import get_band_set
     from cloudfree.models import create_model, spec_of
@@ -394,6 +422,9 @@ def build_trainer(prepared: PreparedRun) -> pl.Trainer:
         LastCheckpoint(prepared.checkpoint_dir, every_n_steps=t.checkpoint_every_n_steps),
     ]
     devices, strategy, num_nodes = _devices_and_strategy(cfg)
+    from cloudfree.models import spec_of
+
+    clip = t.gradient_clip_val
     return pl.Trainer(
         accelerator=t.accelerator,
         devices=devices,
@@ -406,7 +437,8 @@ def build_trainer(prepared: PreparedRun) -> pl.Trainer:
         check_val_every_n_epoch=t.check_val_every_n_epoch,
         log_every_n_steps=t.log_every_n_steps,
         limit_val_batches=t.limit_val_batches,
-        gradient_clip_val=t.gradient_clip_val,
+        # adversarial training optimises manually and clips in the module
+        gradient_clip_val=None if "adversarial" in spec_of(prepared.model).tasks else clip,
         deterministic=t.deterministic,
         num_sanity_val_steps=t.num_sanity_val_steps,
         enable_progress_bar=t.enable_progress_bar,
@@ -466,8 +498,8 @@ def train(
     weights = prepared.weights_dir
     return TrainResult(
         run_dir=prepared.run_dir,
-        best_weights=weights / "best",
-        final_weights=weights / "final",
+        best_weights=weights / BEST_WEIGHTS,
+        final_weights=weights / FINAL_WEIGHTS,
         last_checkpoint=prepared.checkpoint_dir / LAST_CKPT,
         global_step=int(trainer.global_step),
         is_global_zero=bool(trainer.is_global_zero),
