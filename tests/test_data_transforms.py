@@ -318,9 +318,26 @@ def test_masks_off_is_refused_for_a_loss_that_reads_them(damaged_root: Path, tmp
     from cloudfree.train import prepare_run
 
     carl = _train_config(damaged_root, "dsen2cr", data__masks=False)
-    with pytest.raises(ConfigError, match="data.masks is false .* loss 'carl' needs batch key"):
+    with pytest.raises(ConfigError, match="data.masks is false .* loss 'carl' reads them"):
         prepare_run(carl, run_dir=tmp_path / "carl")
     l1 = _train_config(damaged_root, "dsen2cr", data__masks=False, loss__name="l1", loss__kwargs={})
     prepared = prepare_run(l1, run_dir=tmp_path / "l1")
     assert "cloud_mask" not in prepared.train_dataset[0]
     assert "cloud_mask" not in prepared.val_dataset[0]
+
+
+def test_masks_are_computed_only_when_the_loss_reads_them(damaged_root: Path, tmp_path) -> None:
+    """data.masks null (the default): CARL reads the masks, so they are computed; L1 does not,
+    so the cloud detector never runs for it."""
+    from cloudfree.train import prepare_run
+
+    carl = prepare_run(_train_config(damaged_root, "dsen2cr"), run_dir=tmp_path / "carl")
+    assert {"cloud_mask", "shadow_mask"} <= set(carl.train_dataset[0])
+    cfg = _train_config(damaged_root, "dsen2cr", loss__name="l1", loss__kwargs={})
+    assert cfg.data.masks is None
+    l1 = prepare_run(cfg, run_dir=tmp_path / "l1")
+    assert "cloud_mask" not in l1.train_dataset[0] and "cloud_mask" not in l1.val_dataset[0]
+    forced = _train_config(
+        damaged_root, "dsen2cr", data__masks=True, loss__name="l1", loss__kwargs={}
+    )
+    assert "cloud_mask" in prepare_run(forced, run_dir=tmp_path / "forced").train_dataset[0]

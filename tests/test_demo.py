@@ -129,10 +129,19 @@ def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("args", [["--crop", "64"], ["--patches", "2"]])
-def test_demo_rejects_bad_settings(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--crop", "64"], 1, "the crop (64 px) is larger than the patches (32)"),
+        (["--patches", "2"], 2, "Invalid value for '--patches': 2 is not in the range x>=3"),
+    ],
+)
+def test_demo_rejects_bad_settings(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
     result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "d"), *args])
-    assert result.exit_code != 0
+    assert result.exit_code == code and message in result.output
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
 
 def test_demo_device_cuda(tmp_path: Path) -> None:

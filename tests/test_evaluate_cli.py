@@ -145,7 +145,7 @@ def test_failure_keeps_an_existing_csv_untouched(dirs, tmp_path):
     res = CliRunner().invoke(
         main, ["evaluate", "--pred", str(pred_dir), "--target", str(target_dir), "--out", str(out)]
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 1 and NAMES[2] in res.output and "12" in res.output
     assert out.read_text() == "previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "pred", "target"]
 
@@ -209,7 +209,7 @@ def test_cli_requires_both_pred_and_target(dirs):
     res = CliRunner().invoke(main, ["evaluate"])
     assert res.exit_code == 2 and "--pred and --target" in res.output
     res = CliRunner().invoke(main, ["evaluate", "--pred", "a", "--target", "b", "--protocol", "x"])
-    assert res.exit_code == 2
+    assert res.exit_code == 2 and "Invalid value for '--protocol': 'x' is not one of" in res.output
 
 
 def test_center_crop_is_applied(dirs):

@@ -103,7 +103,7 @@ def test_loading_errors(tmp_path: Path) -> None:
         load_model(ckpt, name="dsen2cr", kwargs={"width": 16, "num_blocks": 1})
     # band set and model width disagree
     rgb = save_pretrained(_dsen2cr(), tmp_path / "rgb", bands="rgb")
-    with pytest.raises(InputFileError, match="takes 13 optical channels but its band set has 3"):
+    with pytest.raises(InputFileError, match="takes 13 optical channels but the band set has 3"):
         load_model(rgb)
 
 

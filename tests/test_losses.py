@@ -524,3 +524,38 @@ def test_gan_losses_hand_values():
         build_gan_loss("wgan")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert ls.generator(fake.bfloat16()).dtype == torch.float32
+
+
+# --------------------------------------------------------------------------- declared keys
+_KEY_VARIANTS = {
+    "carl": [{}, {"include_shadow": False}],
+    "carf": [{}, {"mask_key": "shadow_mask"}],
+    "carf_code": [{}],
+}
+
+
+@pytest.mark.parametrize("name", PRED_ONLY)
+def test_each_loss_reads_exactly_its_declared_batch_keys(name):
+    """The data module decides from ``batch_keys()`` whether to run the cloud detector, so a
+    loss must work with target, valid_mask and its declared keys only, and fail without any
+    of the declared ones."""
+    full = make_batch()
+    pred = torch.rand_like(full["target"])
+    for kwargs in _KEY_VARIANTS.get(name, [{}]):
+        loss = build_loss(name, **kwargs)
+        keys = loss.batch_keys()
+        assert keys <= set(full), keys
+        batch = {k: full[k] for k in {"target", "valid_mask", *keys}}
+        assert torch.isfinite(loss(pred, batch))
+        for key in keys:
+            short = {k: v for k, v in batch.items() if k != key}
+            with pytest.raises(ConfigError, match=f"needs batch key '{key}'"):
+                loss(pred, short)
+
+
+def test_mask_reading_losses_declare_the_masks():
+    assert build_loss("carl").batch_keys() == {"optical", "cloud_mask", "shadow_mask"}
+    assert build_loss("carl", include_shadow=False).batch_keys() == {"optical", "cloud_mask"}
+    assert build_loss("carf").batch_keys() == {"cloud_mask"}
+    for name in ("l1", "mse", "ssim", "l1_ssim", "gaussian_nll"):
+        assert build_loss(name).batch_keys() == frozenset(), name

@@ -231,10 +231,8 @@ def test_bad_options(synth_root):
 
 
 # ------------------------------------------------------------------------------ real data
-def test_real_patch_is_in_the_test_split(shared_dir, tmp_path):
-    root = shared_dir / "data" / "sen12mscr"
-    if not root.is_dir():
-        pytest.skip("real SEN12MS-CR patch not present")
+def test_real_patch_is_in_the_test_split(shared_path, tmp_path):
+    root = shared_path("data/sen12mscr")
     ds = SEN12MSCR(root, split="test", index_path=tmp_path / "i.json", crop_size=128, crop="center")
     assert ds.ids == ["ROIs1970_fall_139_p839"]
     s = ds[0]

@@ -151,7 +151,10 @@ def test_crop_larger_than_patches(data_root: Path, tmp_path: Path) -> None:
 
 
 def test_band_count_must_match_model(data_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="data.bands selects 3 bands .* takes 13"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.bands: .* takes 13 optical channels but the band set has 3 .*in_optical=3",
+    ):
         prepare_run(tiny_config(data_root, tmp_path / "r", data__bands="rgb"))
     cfg = tiny_config(
         data_root,

@@ -246,11 +246,16 @@ def test_dsen2cr_recipe_settings() -> None:
 
 def test_recipe_losses_and_models_exist() -> None:
     from cloudfree.losses import build_loss
-    from cloudfree.models import list_models
+    from cloudfree.models import get_model_info, list_models
 
     for name in list_recipes():
         c = _recipe(name)
-        assert c.model.name in list_models()
+        info = get_model_info(c.model.name)
+        assert c.model.name in list_models()  # a published model, not a stand-in
+        # the model's default recipe exists and trains that model
+        assert info.default_recipe in list_recipes(), (name, info.default_recipe)
+        assert _recipe(info.default_recipe).model.name == c.model.name
+        assert "regression" in info.resolve_spec(c.model.kwargs).tasks
         build_loss(c.loss.name, **c.loss.kwargs)
 
 
@@ -265,8 +270,8 @@ def test_dataset_must_be_registered() -> None:
     assert "registered datasets: sen12mscr" in msg and "\n" not in msg
 
 
-def test_masks_key_defaults_to_true() -> None:
-    assert build_config(MINIMAL).data.masks is True
+def test_masks_key_defaults_to_null() -> None:
+    assert build_config(MINIMAL).data.masks is None
     assert build_config(MINIMAL, {"data.masks": False}).data.masks is False
     assert "data.masks" in describe_keys("data")
 

@@ -252,6 +252,13 @@ class CloudRemovalLoss(nn.Module):
         super().__init__()
         self.last_terms: dict[str, torch.Tensor] = {}
 
+    def batch_keys(self) -> frozenset[str]:
+        """Batch keys this loss reads besides ``target`` and ``valid_mask`` (e.g.
+        ``cloud_mask``); the data module computes cloud masks only when a loss reads them.
+        A subclass that reads a key through :class:`PreparedBatch` must declare it here
+        (``tests/test_losses.py`` calls every loss with exactly the declared keys)."""
+        return frozenset()
+
     def compute(self, x: PreparedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 

@@ -96,6 +96,9 @@ class CARFLoss(CloudRemovalLoss):
         self.normalize_weights = normalize_weights
         self.mask_key = _check_key("carf", mask_key)
 
+    def batch_keys(self) -> frozenset[str]:
+        return frozenset({self.mask_key})
+
     def extra_repr(self) -> str:
         return (
             f"alpha={self.alpha}, lambda1={self.lambda1}, lambda2={self.lambda2}, "
@@ -181,6 +184,9 @@ class CARFCodeLoss(CloudRemovalLoss):
         self.data_range = check_float("carf_code", "data_range", data_range, low=0.0, low_open=True)
         self.denominator_eps = check_float("carf_code", "denominator_eps", denominator_eps, low=0.0)
         self.mask_key = _check_key("carf_code", mask_key)
+
+    def batch_keys(self) -> frozenset[str]:
+        return frozenset({self.mask_key})
 
     def extra_repr(self) -> str:
         return (

@@ -43,6 +43,10 @@ class CARLLoss(CloudRemovalLoss):
     def extra_repr(self) -> str:
         return f"lambda_reg={self.lambda_reg}, include_shadow={self.include_shadow}"
 
+    def batch_keys(self) -> frozenset[str]:
+        keys = {"optical", "cloud_mask"} | ({"shadow_mask"} if self.include_shadow else set())
+        return frozenset(keys)
+
     def compute(self, x: PreparedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cloud = x.binary_mask("cloud_mask")
         if self.include_shadow:

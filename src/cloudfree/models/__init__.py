@@ -1,8 +1,8 @@
 """Model zoo: a registry of SAR-optical cloud-removal networks and their weights.
 
->>> from cloudfree.models import create_model, list_models
+>>> from cloudfree.models import create_model, run_model
 >>> model = create_model("glf_cr", width=32, num_blocks=2)        # doctest: +SKIP
->>> pred = model(optical=cloudy, sar=sar)                          # doctest: +SKIP
+>>> pred = run_model(model, optical=cloudy, sar=sar).pred          # doctest: +SKIP
 
 Every network is called through :func:`run_model` (``run_model(model, optical=..., sar=...,
 dates=None, time_mask=None) -> ModelOutput``), which checks the inputs against the model's

@@ -36,7 +36,7 @@ no channel count is checked then.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -174,6 +174,17 @@ class ModelSpec:
         if self.outputs.channels is not None:
             return self.outputs.channels
         return self.inputs.optical_channels
+
+    def check_bands(self, band_names: Sequence[str]) -> None:
+        """Raise :class:`ConfigError` when the optical band set does not have the number of
+        channels the network takes (the one place this is checked: training data, loaded
+        weights and prediction inputs all call it)."""
+        n = self.inputs.optical_channels
+        if n is not None and n != len(band_names):
+            raise ConfigError(
+                f"the model takes {n} optical channels but the band set has {len(band_names)} "
+                f"bands ({','.join(band_names)})"
+            )
 
     def describe(self) -> str:
         """One line for listings: layout, SAR, dates, outputs, tasks."""

@@ -176,13 +176,10 @@ class LoadedModel:
 def _check_channels(model: nn.Module, bands: BandSet, name: str, where: Path) -> None:
     from cloudfree.models.api import spec_of
 
-    n = spec_of(model).inputs.optical_channels
-    if n is not None and n != len(bands):
-        raise InputFileError(
-            where,
-            f"model {name!r} takes {n} optical channels but its band set has {len(bands)} "
-            f"bands ({','.join(bands.names)})",
-        )
+    try:
+        spec_of(model).check_bands(bands.names)
+    except ConfigError as exc:
+        raise InputFileError(where, f"model {name!r}: {exc}") from None
 
 
 def load_model(

@@ -144,9 +144,11 @@ class DataConfig(_Section):
     replaced (``--set model.name=...``) takes the new model's normalisation unless the
     protocol is set explicitly; :func:`resolve_config` fills them in (the run's stored
     ``config.yaml`` holds the resolved values). ``masks`` computes the cloud / shadow masks
-    (needed by the CARL and CARF losses; false skips the cloud detector). ``patch_size`` is
-    the random training crop (null: whole patches); ``val_patch_size`` the centre crop used for
-    validation (null: whole patches). ``cloud_threshold`` null uses the method's default.
+    (true), never (false), or only when the loss reads them (null, the default: the CARL and
+    CARF losses do, L1 / MSE / SSIM do not, and validation uses ``valid_mask`` only).
+    ``patch_size`` is the random training crop (null: whole patches); ``val_patch_size`` the
+    centre crop used for validation (null: whole patches). ``cloud_threshold`` null uses the
+    method's default.
     ``limit_train`` / ``limit_val`` keep the first N samples of a split (smoke runs).
     """
 
@@ -159,7 +161,7 @@ class DataConfig(_Section):
     batch_size: PositiveInt = 1
     val_batch_size: PositiveInt | None = None
     num_workers: NonNegativeInt = 4
-    masks: bool = True
+    masks: bool | None = None
     cloud_mask_method: str = "rule_based"
     cloud_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

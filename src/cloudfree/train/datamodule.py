@@ -32,11 +32,12 @@ Decisions:
   ``dsen2cr`` depends on the whole patch), so the tensors are bit-identical to
   ``SEN12MSCR(protocol=..., bands=...)``. Validation's centre crop is therefore taken here too
   (:class:`EvalSampleDataset`).
-* **Cloud masks** are computed when ``data.masks`` is true (the default): the CARL and CARF
-  losses read ``cloud_mask`` / ``shadow_mask``; the validation metrics read only
-  ``valid_mask``, and the pixel / SSIM losses none of them, so ``data.masks: false`` skips the
-  cloud detector for such runs (:func:`cloudfree.train.run.prepare_run` tries the loss on the
-  first sample and refuses the setting for a loss that needs the masks).
+* **Cloud masks** are computed only when something reads them (:func:`masks_needed`):
+  ``data.masks: null`` (the default) runs the cloud detector when the loss declares
+  ``cloud_mask`` / ``shadow_mask`` among its
+  :meth:`~cloudfree.losses.CloudRemovalLoss.batch_keys` (CARL, CARF); the validation metrics
+  read only ``valid_mask``, so L1 / MSE / SSIM runs skip the detector. ``true`` / ``false``
+  force it (``false`` with a loss that reads the masks is an error before any data is read).
 """
 
 from __future__ import annotations
@@ -270,6 +271,38 @@ class ResumableDataLoader(DataLoader):
 
 
 # --------------------------------------------------------------------------- datasets
+#: Batch keys that only the cloud detector provides.
+MASK_KEYS = frozenset({"cloud_mask", "shadow_mask"})
+
+
+def loss_reads_masks(config: TrainConfig) -> bool:
+    """Whether the config's loss reads the cloud or shadow mask (its declared
+    :meth:`~cloudfree.losses.CloudRemovalLoss.batch_keys`)."""
+    from cloudfree.losses import build_loss
+
+    keys = build_loss(config.loss.name, **config.loss.kwargs).batch_keys()
+    return bool(keys & MASK_KEYS)
+
+
+def masks_needed(config: TrainConfig) -> bool:
+    """``data.masks`` when set, else (null, the default) whether the loss reads the masks:
+    the validation metrics use ``valid_mask`` only, so L1 / MSE / SSIM training never runs the
+    cloud detector.
+
+    Raises:
+        ConfigError: ``data.masks: false`` with a loss that reads the masks.
+    """
+    reads = loss_reads_masks(config)
+    if config.data.masks is None:
+        return reads
+    if not config.data.masks and reads:
+        raise ConfigError(
+            f"data.masks is false (no cloud masks are computed), but loss "
+            f"{config.loss.name!r} reads them; set data.masks: true or leave it null"
+        )
+    return config.data.masks
+
+
 def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
     """Constructor options of the (raw) dataset of ``config``: common ones always, the
     SEN12MS-CR layout options (``seasons``, ``layout``, ``csv_path``) only when set, so that a
@@ -285,7 +318,7 @@ def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "protocol": None,
         "bands": None,
-        "masks": d.masks,
+        "masks": masks_needed(config),
         "cloud_mask_method": d.cloud_mask_method,
         "cloud_threshold": threshold,
     }

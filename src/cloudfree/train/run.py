@@ -68,7 +68,12 @@ from cloudfree.train.config import (
     model_info,
     resolve_config,
 )
-from cloudfree.train.datamodule import CloudRemovalDataModule, TrainSampleDataset, build_datasets
+from cloudfree.train.datamodule import (
+    CloudRemovalDataModule,
+    TrainSampleDataset,
+    build_datasets,
+    masks_needed,
+)
 
 __all__ = [
     "PreparedRun",
@@ -144,6 +149,7 @@ def check_config(config: TrainConfig) -> None:
         build_loss(config.loss.name, **config.loss.kwargs)
     except ConfigError as exc:
         raise ConfigError(f"loss: {exc}") from None
+    masks_needed(config)  # data.masks: false with a loss that reads the masks
     from cloudfree.train.tasks import resolve_task
 
     resolve_task(config, info.resolve_spec(config.model.kwargs))  # task settings vs the model
@@ -229,25 +235,6 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     return load_yaml_config(path)
 
 
-def _check_loss_without_masks(config: TrainConfig, sample: dict[str, Any]) -> None:
-    """With ``data.masks: false`` the samples have no cloud / shadow masks: try the loss once on
-    ``sample`` (its target as the prediction) and refuse the setting when the loss asks for a
-    batch key the samples lack (the CARL and CARF losses read ``cloud_mask``)."""
-    from cloudfree.losses import build_loss
-    from cloudfree.train.datamodule import collate_samples
-
-    loss = build_loss(config.loss.name, **config.loss.kwargs)
-    batch = collate_samples([sample])
-    try:
-        loss(batch["target"], batch)
-    except ConfigError as exc:
-        if "needs batch key" in str(exc):
-            raise ConfigError(
-                f"data.masks is false (no cloud masks are computed), but {exc}; set "
-                "data.masks: true"
-            ) from None
-
-
 # --------------------------------------------------------------------------- preparation
 @dataclass
 class PreparedRun:
@@ -311,27 +298,25 @@ def prepare_run(
     train_ds, val_ds = build_datasets(cfg)
     for name, ds in (("training", train_ds), ("validation", val_ds)):
         try:
-            first = ds[0]
+            ds[0]
         except ConfigError as exc:
             raise ConfigError(f"{name} data: {exc}") from None
         except CloudfreeError as exc:
             raise DatasetError(f"{name} data: {exc}") from None
-        if not cfg.data.masks:
-            _check_loss_without_masks(cfg, first)
 
     from cloudfree.bands import get_band_set
     from cloudfree.models import create_model, spec_of
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = create_model(cfg.model.name, **cfg.model.kwargs)
-    n_bands = len(get_band_set(cfg.data.bands).names)
-    in_optical = spec_of(model).inputs.optical_channels
-    if in_optical is not None and in_optical != n_bands:
+    band_names = get_band_set(cfg.data.bands).names
+    try:
+        spec_of(model).check_bands(band_names)
+    except ConfigError as exc:
         raise ConfigError(
-            f"data.bands selects {n_bands} bands but model {cfg.model.name!r} takes "
-            f"{in_optical} optical channels; set model.kwargs.in_optical={n_bands} or change "
-            "data.bands"
-        )
+            f"data.bands: model {cfg.model.name!r}: {exc}; set "
+            f"model.kwargs.in_optical={len(band_names)} or change data.bands"
+        ) from None
     if cfg.model.init_weights is not None and resume_from is None:
         load_init_weights(model, cfg)
     return PreparedRun(cfg, out, model, train_ds, val_ds, resume_from)
