@@ -24,10 +24,10 @@ from cloudfree.cli import main
 from cloudfree.errors import ConfigError, DatasetError
 from cloudfree.models import create_model, load_pretrained, save_pretrained
 from cloudfree.synth import write_sen12mscr_synthetic
-from cloudfree.train import build_config, load_recipe, prepare_run, train
+from cloudfree.train import build_config, prepare_run, train
 from cloudfree.train.config import TrainConfig
+from train_helpers import tiny_config
 
-TINY_DSEN2CR = {"model.kwargs": {"width": 8, "num_blocks": 1}}
 TINY_GLF_CR = {
     "model.name": "glf_cr",
     "model.kwargs": {"width": 16, "num_blocks": 1, "layers_per_block": 2, "growth": 8},
@@ -55,26 +55,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = write_sen12mscr_synthetic(root, patches=10, size=32, seed=0)
     assert {r["split"] for r in records} == {"train", "val", "test"}
     return root
-
-
-def tiny_config(
-    data_root: Path, out: Path | None, model: dict[str, Any] = TINY_DSEN2CR, **overrides: Any
-) -> TrainConfig:
-    """The dsen2cr recipe shrunk to a CPU smoke run (epochs of 3 batches of 2 crops)."""
-    base: dict[str, Any] = {
-        **model,
-        "data.patch_size": 16,
-        "data.batch_size": 2,
-        "data.num_workers": 0,
-        "trainer.max_steps": 5,
-        "trainer.accelerator": "cpu",
-        "trainer.log_every_n_steps": 1,
-        "trainer.val_check_interval": 2,
-        "trainer.checkpoint_every_n_steps": 2,
-        "trainer.enable_progress_bar": False,
-    }
-    base.update({k.replace("__", "."): v for k, v in overrides.items()})
-    return build_config(load_recipe("dsen2cr"), base, data_root=data_root, out=out)
 
 
 def _weights(run: Path, which: str = "final") -> dict[str, torch.Tensor]:

@@ -27,8 +27,9 @@ from cloudfree.models import (
 )
 from cloudfree.models.discriminators import PatchGANDiscriminator, discriminator_min_size
 from cloudfree.synth import write_sen12mscr_synthetic
-from cloudfree.train import CloudRemovalModule, build_config, load_recipe, prepare_run, train
+from cloudfree.train import CloudRemovalModule, prepare_run, train
 from cloudfree.train.config import TrainConfig
+from train_helpers import tiny_config as shared_tiny_config
 
 UNCERTAINTY = {"model.name": "standin_uncertainty", "model.kwargs": {"width": 4}}
 MULTISTAGE = {"model.name": "standin_multistage", "model.kwargs": {"width": 4}}
@@ -59,22 +60,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_config(
     data_root: Path, out: Path | None, model: dict[str, Any], **overrides: Any
 ) -> TrainConfig:
-    base: dict[str, Any] = {
-        **model,
-        "loss.name": "l1",
-        "loss.kwargs": {},
-        "data.patch_size": 16,
-        "data.batch_size": 2,
-        "data.num_workers": 0,
-        "trainer.max_steps": 5,
-        "trainer.accelerator": "cpu",
-        "trainer.log_every_n_steps": 1,
-        "trainer.val_check_interval": 2,
-        "trainer.checkpoint_every_n_steps": 2,
-        "trainer.enable_progress_bar": False,
-    }
-    base.update({k.replace("__", "."): v for k, v in overrides.items()})
-    return build_config(load_recipe("dsen2cr"), base, data_root=data_root, out=out)
+    """The shared smoke configuration with the L1 loss (the stand-ins need no mask)."""
+    return shared_tiny_config(
+        data_root, out, model, **{"loss__name": "l1", "loss__kwargs": {}, **overrides}
+    )
 
 
 def _rows(run: Path) -> list[dict[str, str]]:

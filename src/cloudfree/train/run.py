@@ -51,15 +51,7 @@ from torch.utils.data import Dataset
 
 from cloudfree.errors import CloudfreeError, ConfigError, DatasetError, InputFileError
 from cloudfree.io.atomic import atomic_write_text
-from cloudfree.models.loading import (
-    BEST_CKPT_NAME,
-    BEST_WEIGHTS,
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    FINAL_WEIGHTS,
-    LAST_CKPT,
-    WEIGHTS_DIR,
-)
+from cloudfree.models.loading import BEST_CKPT_NAME, CONFIG_FILE, RunLayout
 from cloudfree.train.config import (
     TrainConfig,
     build_config,
@@ -248,20 +240,25 @@ class PreparedRun:
     resume_from: Path | None
 
     @property
+    def layout(self) -> RunLayout:
+        """Where the run's files go (:class:`cloudfree.models.loading.RunLayout`)."""
+        return RunLayout(self.run_dir)
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return self.run_dir / CHECKPOINT_DIR
+        return self.layout.checkpoint_dir
 
     @property
     def weights_dir(self) -> Path:
-        return self.run_dir / WEIGHTS_DIR
+        return self.layout.weights_dir
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
-    last = run_dir / CHECKPOINT_DIR / LAST_CKPT
+    last = RunLayout(run_dir).last_checkpoint
     if resume:
         if not last.is_file():
             raise ConfigError(f"--resume: {last} not found (nothing to resume in {run_dir})")
-        saved_path = run_dir / CONFIG_FILE
+        saved_path = RunLayout(run_dir).config_file
         if saved_path.is_file():
             saved = build_config(load_yaml_config(saved_path), source=str(saved_path))
             if (saved.model.name, saved.model.kwargs) != (config.model.name, config.model.kwargs):
@@ -273,7 +270,11 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path | N
         return last
     # other ranks start while (or after) rank 0 writes config.yaml: only rank 0 checks
     fresh_check = _env_rank_is_zero()
-    if fresh_check and run_dir.exists() and (last.exists() or (run_dir / CONFIG_FILE).exists()):
+    if (
+        fresh_check
+        and run_dir.exists()
+        and (last.exists() or RunLayout(run_dir).config_file.exists())
+    ):
         raise ConfigError(
             f"{run_dir} already holds a training run; pass --resume to continue it or choose "
             "another --out"
@@ -467,8 +468,9 @@ def train(
     from cloudfree.train.module import CloudRemovalModule
 
     cfg = prepared.config
+    layout = prepared.layout
     if _env_rank_is_zero():
-        atomic_write_text(prepared.run_dir / CONFIG_FILE, config_to_yaml(cfg))
+        atomic_write_text(layout.config_file, config_to_yaml(cfg))
     os.environ[RUN_DIR_ENV] = str(prepared.run_dir)
     module = CloudRemovalModule(cfg, model=prepared.model)
     datamodule = CloudRemovalDataModule(
@@ -480,12 +482,11 @@ def train(
         # resuming into a run directory that holds checkpoints is the point of resuming
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
-    weights = prepared.weights_dir
     return TrainResult(
         run_dir=prepared.run_dir,
-        best_weights=weights / BEST_WEIGHTS,
-        final_weights=weights / FINAL_WEIGHTS,
-        last_checkpoint=prepared.checkpoint_dir / LAST_CKPT,
+        best_weights=layout.best_weights,
+        final_weights=layout.final_weights,
+        last_checkpoint=layout.last_checkpoint,
         global_step=int(trainer.global_step),
         is_global_zero=bool(trainer.is_global_zero),
         module=module,
