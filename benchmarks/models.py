@@ -1,7 +1,8 @@
 """Parameters, CPU forward latency and peak memory of every registered model, in one run.
 
 Each (model, size) runs in a fresh process (so one configuration's allocator cache cannot hide
-another's peak), batch 1, eval mode, ``torch.no_grad()``, the given number of threads:
+another's peak), batch 1, eval mode, ``torch.no_grad()``, the given number of threads, through
+``run_model`` with inputs built from the model's spec (so the contract's checks are included):
 
     python benchmarks/models.py                      # all models, sizes 128 and 256
     python benchmarks/models.py --models 'glf_cr,dsen2cr' --sizes 128 --repeats 5
@@ -21,17 +22,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import measure  # noqa: E402
 
 
-def worker(name: str, size: int, repeats: int, threads: int) -> dict:
-    from cloudfree.models import create_model
+def worker(name: str, size: int, repeats: int, threads: int, dates: int) -> dict:
+    """One forward of ``name`` through :func:`cloudfree.models.run_model`, inputs built from
+    the model's spec (temporal models get ``dates`` dates, all real)."""
+    from cloudfree.models import ModelBatch, create_model, run_model, spec_of
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = create_model(name).eval()
-    cfg = model.cloudfree_config["kwargs"]
-    optical = torch.rand(1, cfg.get("in_optical", 13), size, size)
-    sar = torch.rand(1, cfg.get("in_sar", 2) or 2, size, size)
+    spec = spec_of(model).inputs
+    lead = (1, dates) if spec.temporal else (1,)
+    optical = torch.rand(*lead, spec.optical_channels or 13, size, size)
+    sar = torch.rand(*lead, spec.sar_channels or 2, size, size) if spec.needs_sar else None
+    days = torch.arange(dates, dtype=torch.float32)[None] * 10 if spec.temporal else None
+    batch = ModelBatch(optical, sar, days)
     with torch.no_grad():
-        result = measure(lambda: model(optical=optical, sar=sar), repeats=repeats, warmup=1)
+        result = measure(lambda: run_model(model, batch), repeats=repeats, warmup=1)
     result["params"] = sum(p.numel() for p in model.parameters())
     return result
 
@@ -42,11 +48,12 @@ def main() -> None:
     p.add_argument("--sizes", default="128,256")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dates", type=int, default=3, help="dates T of temporal models (3)")
     p.add_argument("--worker", nargs=2, metavar=("NAME", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         name, size = args.worker
-        print(json.dumps(worker(name, int(size), args.repeats, args.threads)))
+        print(json.dumps(worker(name, int(size), args.repeats, args.threads, args.dates)))
         return
 
     from cloudfree.models import list_models
@@ -58,7 +65,8 @@ def main() -> None:
     for name in names:
         for size in sizes:
             cmd = [sys.executable, __file__, "--worker", name, str(size),
-                   "--repeats", str(args.repeats), "--threads", str(args.threads)]  # fmt: skip
+                   "--repeats", str(args.repeats), "--threads", str(args.threads),
+                   "--dates", str(args.dates)]  # fmt: skip
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(f"{name:18}{'':>13}{size:>6}  failed: {proc.stderr.strip().splitlines()[-1]}")
