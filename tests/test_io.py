@@ -104,7 +104,9 @@ def test_atomic_text_and_json(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(atomic.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    from cloudfree.errors import InputFileError
+
+    with pytest.raises(InputFileError, match=r"b\.txt: could not write the file \(disk full\)"):
         atomic.atomic_write_text(tmp_path / "sub" / "b.txt", "hello")
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no partial or temp file
 

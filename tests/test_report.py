@@ -88,7 +88,8 @@ def test_report_from_a_fake_summary(tmp_path: Path) -> None:
     # self-contained: the plot is embedded, nothing is fetched from the network
     assert text.count("data:image/png;base64,") == 1
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
-    assert (run / "psnr_per_cover_bin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plot = run / "report_files" / "psnr_per_cover_bin.png"  # side files: a folder after it
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cover_bin_table_overall_and_inside() -> None:

@@ -60,7 +60,13 @@ def _even_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
     help="official SEN12MS-CR folders, flat GLF-CR folders + data.csv, or both "
     "(flat under OUTDIR/flat).",
 )
-@click.option("--force", is_flag=True, help="Write into a non-empty OUTDIR.")
+@click.option(
+    "--force",
+    "--overwrite",
+    "force",
+    is_flag=True,
+    help="Write into a non-empty OUTDIR, replacing the files of the same names.",
+)
 def synth(outdir: Path, patches: int, size: int, seed: int, layout: str, force: bool) -> None:
     """Write a synthetic SEN12MS-CR-style dataset (S1, S2, S2-cloudy triplets) to OUTDIR."""
     from tqdm import tqdm

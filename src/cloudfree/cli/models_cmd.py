@@ -77,10 +77,25 @@ def list_command(pattern: str | None, include_standins: bool) -> None:
     metavar="KEY=VALUE",
     help="Constructor argument of the model (repeatable), e.g. --arg width=32.",
 )
-def convert_command(name: str, checkpoint: Path, outdir: Path, args: tuple[str, ...]) -> None:
-    """Convert an official CHECKPOINT of model NAME into OUTDIR (safetensors + config.json)."""
-    from cloudfree.models import load_official_checkpoint, save_pretrained, weights_sha256
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the weights already in OUTDIR (never CHECKPOINT)."
+)
+def convert_command(
+    name: str, checkpoint: Path, outdir: Path, args: tuple[str, ...], overwrite: bool
+) -> None:
+    """Convert an official CHECKPOINT of model NAME into OUTDIR (safetensors + config.json).
 
+    Weights already in OUTDIR are kept unless --overwrite is given; CHECKPOINT itself is never
+    replaced. Checked before the checkpoint is read.
+    """
+    from cloudfree.io.outputs import check_output
+    from cloudfree.models import load_official_checkpoint, save_pretrained, weights_sha256
+    from cloudfree.models.hub import CONFIG_NAME, WEIGHTS_NAME
+
+    if outdir.exists() and not outdir.is_dir():
+        raise ConfigError(f"{outdir}: is a file; OUTDIR is the directory to write the weights to")
+    for file in (WEIGHTS_NAME, CONFIG_NAME):
+        check_output(outdir / file, inputs=[checkpoint], overwrite=overwrite, what="weights")
     kwargs = parse_assignments(args)
     model = load_official_checkpoint(name, checkpoint, **kwargs)
     save_pretrained(model, outdir, extra={"converted_from": checkpoint.name})

@@ -115,6 +115,11 @@ def _render_panels(
     default=None,
     help="With --panels: dataset root (default: the one the summary names).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing report and its side files (never an input of the report).",
+)
 def report(
     run_dir: Path,
     out: Path | None,
@@ -122,6 +127,7 @@ def report(
     panels: int,
     checkpoint: Path | None,
     data_root: Path | None,
+    overwrite: bool,
 ) -> None:
     """Write an HTML report (metrics table, PSNR per cloud-cover bin, panels) of RUN_DIR.
 
@@ -132,7 +138,9 @@ def report(
     RUN_DIR/panels/panels.json    optional: sample panels (made by --panels N)
     RUN_DIR/scene.json            optional: a scene before and after (the demo's)
 
-    Images are embedded, so the HTML file stands alone.
+    Images are embedded, so the HTML file stands alone; the plot is also written into the
+    folder REPORT_files/ next to it (report.html: report_files/). An existing report is
+    replaced only with --overwrite; an input of the report (summary.json, ...) never.
     """
     from cloudfree.report import build_report, load_report_inputs
 
@@ -142,5 +150,5 @@ def report(
         _render_panels(run_dir, inputs.summary, panels, checkpoint=checkpoint, data_root=data_root)
     elif checkpoint is not None or data_root is not None:
         raise click.UsageError("--checkpoint and --data are only used with --panels N")
-    path = build_report(run_dir, out, title=title)
+    path = build_report(run_dir, out, title=title, overwrite=overwrite)
     click.echo(f"report: {path.resolve()}")

@@ -6,7 +6,13 @@ transform copied), atomically: on any error no output file appears.
 
 Nodata: when the input declares a nodata value, a pixel whose 13 bands all equal it is invalid;
 NaN in any band also makes a pixel invalid. Invalid pixels are excluded from the detectors'
-statistics and labelled 0 (see :mod:`cloudfree.cloudmask`).
+statistics and written as :data:`MASK_NODATA` (-128), declared as the mask's nodata value (they
+are not "clear": nothing was observed there).
+
+Input scale: the input must be L1C DN (:func:`cloudfree.io.checks.check_optical_scale`):
+``uint8`` and 0..1 reflectance are refused (the detectors would report about 0 % cloud);
+``optical_scale="reflectance"`` (``--optical-scale reflectance``) multiplies 0..1 floats by
+10000 first. The threshold must lie in [0, 1].
 """
 
 from __future__ import annotations
@@ -19,13 +25,19 @@ import numpy as np
 from rasterio.errors import RasterioError
 
 from cloudfree.bands import harmonize_pb04
+from cloudfree.cloudmask._common import check_threshold, validity
 from cloudfree.cloudmask.dispatch import DEFAULT_THRESHOLDS, MASK_ENCODING, compute_cloud_mask
 from cloudfree.cloudmask.rule_based import cloud_cover
 from cloudfree.cloudmask.s2cloudless_adapter import require_s2cloudless
 from cloudfree.errors import InputFileError
 from cloudfree.io import read_raster, write_raster
+from cloudfree.io.checks import check_optical_scale
+from cloudfree.io.outputs import check_output
 
-__all__ = ["MaskFileResult", "nodata_validity", "write_cloud_mask_file"]
+__all__ = ["MASK_NODATA", "MaskFileResult", "nodata_validity", "write_cloud_mask_file"]
+
+#: Value (and declared nodata) of invalid pixels in a mask file.
+MASK_NODATA = -128
 
 
 @dataclass(frozen=True)
@@ -61,26 +73,38 @@ def write_cloud_mask_file(
     method: str = "rule_based",
     threshold: float | None = None,
     pb04_offset: bool = False,
+    optical_scale: str = "dn",
+    overwrite: bool = False,
 ) -> MaskFileResult:
     """Compute the cloud/shadow mask of ``cloudy`` and write it to ``out``.
 
+    ``out`` may not be ``cloudy``, nor an existing file unless ``overwrite``
+    (:func:`cloudfree.io.outputs.check_output`); a failed write (full disk, read-only
+    directory) raises :class:`InputFileError` naming ``out`` and leaves nothing under it.
+
     ``out`` is a single-band int8 GeoTIFF on the input grid (-1 shadow, 0 clear, 1 cloud) with
-    band description ``cloud_mask`` and tags ``encoding``, ``method``, ``threshold``,
-    ``pb04_offset``, ``source`` and ``computed_on``.
+    band description ``cloud_mask``, nodata :data:`MASK_NODATA` at invalid pixels, and tags
+    ``encoding``, ``method``, ``threshold``, ``pb04_offset``, ``source`` and ``computed_on``.
     """
     cloudy, out = Path(cloudy), Path(out)
-    if out.resolve() == cloudy.resolve():
-        raise InputFileError(out, "the output would overwrite the input; choose another name")
+    check_output(out, inputs=[cloudy], overwrite=overwrite)  # never the input; --overwrite
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[method]
+    threshold = check_threshold(threshold)
     if method == "s2cloudless":
         require_s2cloudless()  # fail before reading a possibly large scene
     raster = read_raster(cloudy, expected_count=13)
     dn = raster.array
+    check_optical_scale(dn, cloudy, raster.nodata, optical_scale)
     valid = nodata_validity(dn, raster.nodata)
+    if optical_scale == "reflectance":
+        dn = dn.astype(np.float32) * np.float32(10000.0)
     if pb04_offset:
         dn = harmonize_pb04(dn)
     mask = compute_cloud_mask(dn, method, threshold=threshold, valid=valid)
+    usable = validity(dn, valid)  # None when every pixel is valid; also NaN / inf in any band
+    if usable is not None:
+        mask[~usable] = MASK_NODATA
     tags = {
         "encoding": MASK_ENCODING,
         "method": method,
@@ -98,6 +122,7 @@ def write_cloud_mask_file(
             descriptions=["cloud_mask"],
             tags=tags,
             dtype="int8",
+            nodata=MASK_NODATA,
         )
     except (OSError, RasterioError) as exc:
         raise InputFileError(out, f"could not write the mask ({exc})") from None
@@ -106,6 +131,6 @@ def write_cloud_mask_file(
         method=method,
         height=mask.shape[0],
         width=mask.shape[1],
-        cloud_fraction=cloud_cover(mask, valid=valid),
-        shadow_fraction=cloud_cover(np.where(mask == -1, 1, 0), valid=valid),
+        cloud_fraction=cloud_cover(mask, valid=usable),
+        shadow_fraction=cloud_cover(np.where(mask == -1, 1, 0), valid=usable),
     )

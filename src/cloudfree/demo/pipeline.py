@@ -101,6 +101,7 @@ _OWNED = (
     "per_image.csv",
     "scene.json",
     "report.html",
+    "report_files",
     "psnr_per_cover_bin.png",
     "scene_cloudfree.tif",
     "scene_cloudfree_no_sar.tif",

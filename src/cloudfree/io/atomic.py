@@ -6,19 +6,38 @@ uses (GeoTIFFs, PNGs, weights, text); :func:`atomic_write_text` / :func:`atomic_
 do both for small text files. ``tempfile.mkstemp`` creates its file with mode 0600; the
 published file gets the mode a plain ``open(path, "w")`` would give it (0666 minus the umask),
 so outputs stay readable by the user's group as usual.
+
+Decisions:
+
+* **Our temporaries have one pattern**: ``.<final name>.<8 random characters><suffix>``, the
+  suffix starting with ``.tmp`` (``.tmp``, ``.tmp.tif``, ``.tmp.png``). A run killed with
+  SIGKILL leaves such files behind; the next write of the same final name removes them
+  (:func:`remove_stale_temporaries`, called by :func:`temporary_sibling` unless told not to),
+  and nothing else: any other file, hidden or not, is left alone. Two processes writing the
+  same final name at once are not supported (the second would remove the first's temporary).
+* **Durable before visible**: :func:`publish` flushes the temporary file to disk (``fsync``)
+  before the rename, so a late write error (full disk, I/O error) fails the write instead of
+  leaving an empty or partial file under the final name.
+* **Failures name the file**: an ``OSError`` while creating, writing or publishing is raised
+  as :class:`~cloudfree.errors.InputFileError` naming the final file
+  (:func:`cloudfree.io.outputs.write_failure`); the temporary file is removed.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from cloudfree.io.outputs import write_failure
 
 __all__ = [
     "atomic_write_bytes",
@@ -27,6 +46,7 @@ __all__ = [
     "atomic_write_text",
     "json_compatible",
     "publish",
+    "remove_stale_temporaries",
     "temporary_sibling",
 ]
 
@@ -45,21 +65,75 @@ def _umask() -> int:
     return mask
 
 
-def temporary_sibling(final: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
-    """A new empty hidden file ``.<name>.<random><suffix>`` next to ``final`` (its directory
-    is created) for a writer to fill before :func:`publish`."""
+#: ``tempfile.mkstemp``'s random part: 8 characters of this alphabet.
+_RANDOM = r"[a-z0-9_]{8}"
+
+
+def _temporary_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.{_RANDOM}\.tmp(\.[A-Za-z0-9]+)?")
+
+
+def remove_stale_temporaries(final: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of ``final`` left by a killed run (our naming pattern only,
+    regular files only); return what was removed. Unremovable ones are left in place."""
     target = Path(final)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
+    pattern = _temporary_pattern(target.name)
+    removed: list[Path] = []
+    try:
+        candidates = list(target.parent.glob(f".{glob.escape(target.name)}.*"))
+    except OSError:
+        return removed
+    for p in candidates:
+        if pattern.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+            except OSError:
+                continue
+            removed.append(p)
+    return removed
+
+
+def temporary_sibling(
+    final: str | os.PathLike[str], suffix: str = ".tmp", *, clean_stale: bool = True
+) -> Path:
+    """A new empty hidden file ``.<name>.<random><suffix>`` next to ``final`` (its directory
+    is created) for a writer to fill before :func:`publish`.
+
+    ``clean_stale`` first removes temporaries of ``final`` left by a killed run
+    (:func:`remove_stale_temporaries`); a writer that needs a second temporary for the same
+    file while the first is open passes False.
+    """
+    if not suffix.startswith(".tmp"):
+        raise ValueError(f"temporary suffixes start with '.tmp', got {suffix!r}")
+    target = Path(final)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if clean_stale:
+            remove_stale_temporaries(target)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise write_failure(target, exc) from None
+    try:
+        os.close(fd)
+    except BaseException:  # e.g. SystemExit from the CLI's SIGTERM handler: leave nothing
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name)
 
 
 def publish(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> Path:
-    """Give the complete temporary file ``tmp`` the usual file mode and rename it onto
-    ``final`` (atomic on one file system); return ``final``."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, final)
+    """Flush the complete temporary file ``tmp`` to disk, give it the usual file mode and
+    rename it onto ``final`` (atomic on one file system); return ``final``."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise write_failure(final, exc) from None
     return Path(final)
 
 
@@ -70,6 +144,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         tmp.write_bytes(data)
         publish(tmp, final)
+    except OSError as exc:
+        raise write_failure(final, exc) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -20,6 +20,7 @@ import numpy as np
 
 from cloudfree.errors import ConfigError
 from cloudfree.io.atomic import publish, temporary_sibling
+from cloudfree.io.outputs import write_failure
 
 __all__ = ["save_png"]
 
@@ -44,7 +45,10 @@ def save_png(image: Any, path: str | os.PathLike[str]) -> Path:
     final = Path(path)
     tmp = temporary_sibling(final, ".tmp.png")
     try:
-        img.save(tmp, format="PNG")
+        try:
+            img.save(tmp, format="PNG")
+        except OSError as exc:  # full disk, I/O error: one line naming the file
+            raise write_failure(final, exc) from None
         publish(tmp, final)
     finally:
         if tmp.exists():

@@ -15,6 +15,9 @@ Decisions:
   relative ``out`` and ``quicklook`` paths are relative to the output directory. An empty
   ``out`` becomes ``<out_dir>/<optical stem>_cloudfree.tif``. Two rows writing the same output
   are an error naming the CSV and both lines.
+* **Outputs never replace inputs.** An ``out`` or ``quicklook`` that is any row's optical, SAR
+  or mask file (or the CSV) is an error naming the line, even with ``overwrite``; each scene
+  also runs :func:`cloudfree.io.outputs.check_output` on its output and quicklook.
 * **Resume.** A scene whose output file exists is skipped (outputs are written atomically, so an
   existing file is a finished one); ``overwrite=True`` recomputes it.
 * **Sharding.** Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment)
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudfree.errors import CloudfreeError, ConfigError, InputFileError
+from cloudfree.io.atomic import remove_stale_temporaries
 from cloudfree.predict.scene import PredictOptions, PredictResult, predict_scene
 from cloudfree.predict.weights import LoadedModel
 
@@ -170,7 +174,38 @@ def read_scene_list(
         )
     if not jobs:
         raise InputFileError(p, "lists no scene (only a header)")
+    _check_outputs_are_not_inputs(p, jobs)
     return jobs
+
+
+def _check_outputs_are_not_inputs(csv_path: Path, jobs: list[SceneJob]) -> None:
+    """No row's output or quicklook may be any row's input, the CSV, or another row's output
+    (resolved paths): the list is one run, so an output must never replace what it reads."""
+    inputs: dict[Path, str] = {csv_path.resolve(): "the scene list itself"}
+    for j in jobs:
+        for col in ("optical", "sar", "mask"):
+            value = getattr(j, col)
+            if value is not None:
+                inputs.setdefault(value.resolve(), f"the {col!r} input of line {j.line}")
+    written: dict[Path, int] = {}
+    for j in jobs:
+        for col in ("out", "quicklook"):
+            value = getattr(j, col)
+            if value is None:
+                continue
+            key = value.resolve()
+            if key in inputs:
+                raise InputFileError(
+                    csv_path,
+                    f"line {j.line}: the {col!r} file {value} is {inputs[key]}; an output never "
+                    "replaces an input, choose another name",
+                )
+            if key in written:
+                raise InputFileError(
+                    csv_path,
+                    f"lines {written[key]} and {j.line} both write {value}; give distinct names",
+                )
+            written[key] = j.line
 
 
 def predict_many(
@@ -207,6 +242,7 @@ def predict_many(
     try:
         for job in bar:
             if job.out.exists() and not options.overwrite:
+                remove_stale_temporaries(job.out)  # of a killed --overwrite run
                 result.skipped.append(job)
                 say(f"skip {job.out} (exists)")
                 continue

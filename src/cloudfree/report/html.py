@@ -22,7 +22,17 @@ overall, inside and outside clouds; the best value of each column in bold) with 
 protocol named, the PSNR-per-cover-bin plot, the panels and the scene, and what the summary says
 about how it was measured. Every image is embedded as a base64 ``data:`` URI, so the file
 stands alone (no network resource, nothing beside it needed); the plot is also written as
-``psnr_per_cover_bin.png`` next to the report.
+``psnr_per_cover_bin.png`` into the report's side folder.
+
+Decisions on the files written:
+
+* **Side files go into a folder named after the report**: ``X.html`` gets ``X_files/``
+  (:func:`side_files_dir`, the convention browsers use for saved pages), never files beside
+  ``X``, so a report never replaces an unrelated file of the same name as a side file.
+* **Never an input, never an old file without consent**: the report and its side files are
+  checked with :func:`cloudfree.io.outputs.check_output` against every file the report reads
+  (:func:`report_input_files`: ``summary.json``, ``per_image.csv``, the panels and the scene);
+  an existing report is replaced only with ``overwrite=True`` (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from typing import Any
 
 from cloudfree.errors import InputFileError
 from cloudfree.io.atomic import atomic_write_bytes, atomic_write_text
+from cloudfree.io.outputs import check_output
 from cloudfree.report.panels import PANELS_DIR, PANELS_JSON
 from cloudfree.report.plots import cover_bin_figure, finite_or_none
 
@@ -53,6 +64,8 @@ __all__ = [
     "load_report_inputs",
     "model_label",
     "render_report_html",
+    "report_input_files",
+    "side_files_dir",
 ]
 
 REPORT_HTML = "report.html"
@@ -446,19 +459,47 @@ def render_report_html(
     return "\n".join(p for p in parts if p)
 
 
+def side_files_dir(report: str | os.PathLike[str]) -> Path:
+    """The folder of a report's side files: ``X_files`` next to ``X.html``."""
+    target = Path(report)
+    return target.parent / f"{target.stem}_files"
+
+
+def report_input_files(inputs: ReportInputs) -> list[Path]:
+    """Every file a report of ``inputs`` reads (outputs must never replace one)."""
+    d = inputs.run_dir
+    files = [d / SUMMARY_JSON, d / PER_IMAGE_CSV, d / SCENE_JSON]
+    panels = d / PANELS_DIR
+    if panels.is_dir():
+        files += [f for f in panels.rglob("*") if f.is_file()]
+    for image in (inputs.scene or {}).get("images", []) or []:
+        if isinstance(image, dict) and image.get("file"):
+            files.append(d / str(image["file"]))
+    return [f for f in files if f.exists()]
+
+
 def build_report(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     *,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``) and the
-    cover-bin plot beside it (``psnr_per_cover_bin.png``); return the report's path."""
+    cover-bin plot into :func:`side_files_dir` (``psnr_per_cover_bin.png``); return the
+    report's path.
+
+    Raises:
+        InputFileError: ``out`` or a side file is one of the report's inputs, a directory, or
+            (without ``overwrite``) an existing file; checked before anything is written.
+    """
     inputs = load_report_inputs(run_dir)
     target = Path(out) if out is not None else inputs.run_dir / REPORT_HTML
-    if target.is_dir():
-        raise InputFileError(target, "is a directory, expected the report's file name")
+    plot_path = side_files_dir(target) / PLOT_PNG
+    read = report_input_files(inputs)
+    check_output(target, inputs=read, overwrite=overwrite, what="report")
+    check_output(plot_path, inputs=read, overwrite=overwrite, what="report's plot")
     labels = {n: model_label(n, inputs.summary) for n in inputs.summary["models"]}
     plot = cover_bin_figure(inputs.summary, inputs.rows, labels)
-    atomic_write_bytes(target.parent / PLOT_PNG, plot)
+    atomic_write_bytes(plot_path, plot)
     return atomic_write_text(target, render_report_html(inputs, title=title, plot_png=plot))
