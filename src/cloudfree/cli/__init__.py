@@ -3,10 +3,20 @@
 Each sub-command lives in its own module of this package; this module only assembles the group
 and turns :class:`~cloudfree.errors.CloudfreeError` into a one-line message (exit status 1)
 instead of a traceback.
+
+An :class:`OSError` that escapes a command (a read-only or full output directory, a permission
+denied when a directory is created or a file opened) is also reported as one line naming the
+path and the system's reason (:func:`os_error_message`): these are the user's environment, not
+a bug of cloudfree, and a traceback would hide the path. The writers themselves are atomic
+(:mod:`cloudfree.io.atomic`), so nothing is left under the final name.
 """
 
 from __future__ import annotations
 
+import errno
+import re
+import signal
+import threading
 from typing import Any
 
 import click
@@ -15,14 +25,88 @@ from cloudfree import __version__
 from cloudfree.errors import CloudfreeError
 
 
+def os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` for an operating-system error (``cannot write ...`` and the fix).
+
+    Uses ``exc.filename`` (and ``filename2``) when the OS names the path; otherwise (for
+    example GDAL's "Attempt to create new tiff file ... failed") the exception's own text,
+    made one line.
+    """
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    path = str(exc.filename)
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    hint = ""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " (choose an output location you can write to)"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = " (free some space or choose another output location)"
+    elif exc.errno == errno.ENOTDIR:
+        hint = " (a part of this path is a file, not a directory)"
+    return f"{path}: {reason}{hint}"
+
+
+_WORKER = re.compile(r"^Caught (\w+) in DataLoader worker process \d+\.\s*\nOriginal Traceback")
+
+
+def worker_error_message(exc: BaseException) -> str | None:
+    """The one-line message of a cloudfree error raised in a DataLoader worker, else ``None``.
+
+    torch re-raises a worker's exception in the main process with the worker's traceback as
+    its message (as a ``RuntimeError`` when the type cannot be rebuilt from one string, as
+    :class:`~cloudfree.errors.InputFileError` cannot). When the original type is one of
+    cloudfree's errors, the last line of that traceback is the message the user must see.
+    """
+    found = _WORKER.match(str(exc))
+    if found is None:
+        return None
+    names = {cls.__name__ for cls in _subclasses(CloudfreeError)}
+    if found.group(1) not in names:
+        return None
+    last = [line for line in str(exc).splitlines() if line.strip()][-1].strip()
+    head, sep, rest = last.partition(": ")
+    return rest if sep and head.rsplit(".", 1)[-1] == found.group(1) else last
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_subclasses(sub))
+    return out
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM handler: leave like Ctrl-C, through the ``finally`` blocks of the atomic writers
+    (their temporary files are removed), with the conventional exit status 128 + 15."""
+    raise SystemExit(128 + signum)
+
+
+def install_sigterm_handler() -> None:
+    """Make SIGTERM unwind the stack like SIGINT (see :func:`_terminate`); only in the main
+    thread and only over the default disposition, so an embedding program's handler stays."""
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminate)
+
+
 class _Group(click.Group):
-    """A click group that reports cloudfree's own errors as one clear line."""
+    """A click group that reports cloudfree's own errors, and OS errors, as one clear line."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        install_sigterm_handler()
         try:
             return super().invoke(ctx)
         except CloudfreeError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(worker_error_message(exc) or str(exc)) from None
+        except RuntimeError as exc:
+            message = worker_error_message(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+        except OSError as exc:
+            raise click.ClickException(os_error_message(exc)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -28,7 +28,9 @@ from torch import nn
 from cloudfree import __version__
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.io.atomic import atomic_write_json, publish, temporary_sibling
+from cloudfree.io.outputs import write_failure
 from cloudfree.models._registry import create_model
+from cloudfree.models.state import load_state_dict_strict
 
 __all__ = [
     "CONFIG_NAME",
@@ -100,7 +102,10 @@ def save_pretrained(
     state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
     tmp = temporary_sibling(out / WEIGHTS_NAME)
     try:
-        save_file(state, str(tmp), metadata={"format": "pt", "name": cfg["name"]})
+        try:
+            save_file(state, str(tmp), metadata={"format": "pt", "name": cfg["name"]})
+        except (OSError, SafetensorError) as exc:  # full disk, I/O error: name the file
+            raise write_failure(out / WEIGHTS_NAME, exc) from None
         publish(tmp, out / WEIGHTS_NAME)
     finally:
         if tmp.exists():
@@ -125,18 +130,35 @@ def read_pretrained_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise InputFileError(path, "file not found (a pretrained directory needs config.json)")
     try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"is not valid JSON ({exc})") from None
-    if cfg.get("format") != FORMAT or "name" not in cfg:
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or "name" not in cfg:
         raise InputFileError(path, "is not a cloudfree pretrained config")
-    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or not isinstance(cfg.get("kwargs", {}), dict):
+        raise InputFileError(
+            path, "is not a cloudfree pretrained config (format_version or kwargs malformed)"
+        )
+    if version > FORMAT_VERSION:
         raise InputFileError(
             path,
             f"format version {cfg['format_version']} is newer than this cloudfree "
             f"({__version__}) understands",
         )
     return cfg
+
+
+def _safetensors_problem(path: Path, exc: BaseException) -> str:
+    """One line for a ``model.safetensors`` that does not load (empty, truncated, corrupt)."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes), not a safetensors file; copy or save the weights again"
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    kind = "truncated or corrupt" if isinstance(exc, SafetensorError) else "corrupt"
+    return f"is a {kind} safetensors file ({size} bytes: {detail}); copy or save it again"
 
 
 def load_pretrained(
@@ -155,14 +177,14 @@ def load_pretrained(
             model.cloudfree_config[key] = cfg[key]
     try:
         state = load_file(str(weights), device=str(map_location))
-    except (SafetensorError, OSError) as exc:
-        raise InputFileError(weights, f"not a readable safetensors file ({exc})") from None
+    except OSError as exc:
+        raise InputFileError(weights, f"cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # SafetensorError, or anything a corrupt header makes it raise
+        raise InputFileError(weights, _safetensors_problem(weights, exc)) from None
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise InputFileError(
-            weights, f"weights do not fit model {cfg['name']!r}: {str(exc).splitlines()[0]}"
-        ) from None
+        load_state_dict_strict(model, state)
+    except ConfigError as exc:
+        raise InputFileError(weights, f"weights do not fit model {cfg['name']!r}: {exc}") from None
     model.to(map_location)
     return model.eval()
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from torch import nn
 
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.models._registry import create_model, get_model_info
+from cloudfree.models.state import load_state_dict_strict
 
 __all__ = ["load_official_checkpoint", "read_official_state_dict", "strip_prefixes"]
 
@@ -57,6 +60,34 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _checkpoint_problem(path: Path, exc: BaseException) -> str:
+    """Say in our words why ``torch.load(path, weights_only=True)`` failed.
+
+    torch's own message is never passed on: for a file holding Python objects it advises
+    re-running with ``weights_only=False``, which executes the file's pickle code (never
+    advise that for a downloaded checkpoint), and for a corrupt file it is a paragraph.
+    """
+    size = path.stat().st_size if path.exists() else 0
+    text = str(exc)
+    if size == 0:
+        return "the file is empty (0 bytes); copy or download it again"
+    if "zip archive" in text or isinstance(exc, (EOFError, OSError)):
+        return (
+            f"truncated or corrupt ({size} bytes; its data end early or its archive is "
+            "damaged); copy or download it again"
+        )
+    found = _GLOBAL.search(text)
+    if isinstance(exc, pickle.UnpicklingError) and found:
+        return (
+            f"it holds a Python object ({found.group(1)}) besides tensors; cloudfree loads "
+            "only tensors and plain containers from a checkpoint, never code"
+        )
+    return "its content cannot be decoded as one"
+
+
 def read_official_state_dict(
     path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
 ) -> dict[str, torch.Tensor]:
@@ -65,11 +96,15 @@ def read_official_state_dict(
     if not p.is_file():
         raise InputFileError(p, "checkpoint file not found")
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise InputFileError(
-            p, f"not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})"
-        ) from None
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols of files it is about to refuse anyway
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location=map_location, weights_only=True)
+    except PermissionError as exc:
+        raise InputFileError(p, f"cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # a corrupt file makes the unpickler raise almost anything
+        problem = _checkpoint_problem(p, exc)
+        raise InputFileError(p, f"not a readable PyTorch checkpoint: {problem}") from None
     if _is_state_dict(obj):
         return strip_prefixes(obj)
     if isinstance(obj, Mapping):
@@ -107,11 +142,10 @@ def load_official_checkpoint(
         raise InputFileError(path, f"is not an official {name} checkpoint: {exc}") from None
     model = create_model(name, **kwargs)
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:400]
+        load_state_dict_strict(model, state)
+    except ConfigError as exc:
         raise InputFileError(
             path,
-            f"weights do not fit {name} built with {kwargs or 'its default arguments'}: {detail}",
+            f"weights do not fit {name} built with {kwargs or 'its default arguments'}: {exc}",
         ) from None
     return model.to(map_location).eval()
