@@ -34,17 +34,18 @@ SAR_NODATA = -9999.0
 
 @pytest.fixture(scope="module")
 def damaged_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six 48 px triplets with missing values: NaN and a -9999 nodata stripe in the SAR (the
-    nodata tag on every other file), 0 = nodata blocks in the cloudy S2 (tagged), NaN in one
-    band of the float-written clear S2."""
+    """Six 48 px triplets with missing values: NaN in the SAR, and a -9999 nodata stripe in
+    every other SAR file (those with the nodata tag), 0 = nodata blocks in the cloudy S2
+    (tagged), NaN in one band of the float-written clear S2."""
     root = tmp_path_factory.mktemp("damaged")
     write_sen12mscr_synthetic(root, patches=6, size=48, seed=5)
     for k, t in enumerate(find_triplets(root)):
         r1 = read_raster(t.s1)
         sar = r1.array.copy()
         sar[0, 3:9, 5:20] = np.nan
-        sar[1, 40:44, :] = SAR_NODATA
         nodata = SAR_NODATA if k % 2 else None
+        if nodata is not None:  # an undeclared -9999 fill is refused (cloudfree.io.checks)
+            sar[1, 40:44, :] = SAR_NODATA
         write_raster(t.s1, sar, crs=r1.crs, transform=r1.transform, nodata=nodata)
         r2 = read_raster(t.s2_cloudy)
         cloudy = r2.array.copy()

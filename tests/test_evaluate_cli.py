@@ -142,9 +142,8 @@ def test_failure_keeps_an_existing_csv_untouched(dirs, tmp_path):
     out.write_text("previous results\n")
     # A band-count mismatch discovered on the last pair (after two pairs were evaluated).
     _write(pred_dir / f"{NAMES[2]}.tif", _dn_pair(5, c=12)[0])
-    res = CliRunner().invoke(
-        main, ["evaluate", "--pred", str(pred_dir), "--target", str(target_dir), "--out", str(out)]
-    )
+    args = ["--pred", str(pred_dir), "--target", str(target_dir), "--out", str(out)]
+    res = CliRunner().invoke(main, ["evaluate", *args, "--overwrite"])  # replacing is allowed
     assert res.exit_code == 1 and NAMES[2] in res.output and "12" in res.output
     assert out.read_text() == "previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "pred", "target"]

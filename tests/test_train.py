@@ -116,8 +116,9 @@ def test_root_without_validation_roi(data_root: Path, tmp_path: Path) -> None:
     manifest = json.loads((root / "synthetic_manifest.json").read_text())
     records = manifest["samples"]
     for rec in records:
-        if rec["split"] == "val":
-            (root / rec["paths"]["official"]["s1"]).unlink()
+        if rec["split"] == "val":  # the whole triplet (a missing S1 alone is an error)
+            for path in rec["paths"]["official"].values():
+                (root / path).unlink()
     with pytest.raises(DatasetError, match="'val' split is empty"):
         prepare_run(tiny_config(root, tmp_path / "run"))
     assert not (tmp_path / "run").exists()
@@ -307,6 +308,13 @@ def test_run_directory_layout(short_run: Any) -> None:
     assert short_run.global_step == 5
     assert short_run.best_weights == run / "weights" / "best"
     assert short_run.final_weights == run / "weights" / "final"
+    # the loader reads the layout the trainer wrote (one RunLayout for both)
+    from cloudfree.models import RunLayout, load_model, resolve_weights_dir
+
+    layout = RunLayout(run)
+    assert layout.config_file.is_file() and layout.last_checkpoint.is_file()
+    assert resolve_weights_dir(run) == layout.best_weights
+    assert load_model(run).weights_path == layout.best_weights
 
 
 def test_resolved_config_written(short_run: Any, data_root: Path) -> None:

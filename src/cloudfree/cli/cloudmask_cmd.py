@@ -39,15 +39,36 @@ __all__ = ["cloudmask"]
     default=False,
     help="Remove the +1000 DN offset of processing baseline 04.00 products (after 25 Jan 2022).",
 )
+@click.option(
+    "--optical-scale",
+    type=click.Choice(["dn", "reflectance"]),
+    default="dn",
+    show_default=True,
+    help="Scale of the input: dn (L1C DN) or reflectance (0..1 floats, multiplied by 10000).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never CLOUDY).")
 def cloudmask(
-    cloudy: Path, out: Path, method: str, threshold: float | None, pb04_offset: bool
+    cloudy: Path,
+    out: Path,
+    method: str,
+    threshold: float | None,
+    pb04_offset: bool,
+    optical_scale: str,
+    overwrite: bool,
 ) -> None:
     """Write the cloud/shadow mask of CLOUDY (13-band S2 L1C GeoTIFF) to OUT.
 
-    OUT is a single-band int8 GeoTIFF on the input grid: -1 shadow, 0 clear, 1 cloud.
+    OUT is a single-band int8 GeoTIFF on the input grid: -1 shadow, 0 clear, 1 cloud, and
+    -128 (declared nodata) where the input has no valid value.
     """
     r = write_cloud_mask_file(
-        cloudy, out, method=method, threshold=threshold, pb04_offset=pb04_offset
+        cloudy,
+        out,
+        method=method,
+        threshold=threshold,
+        pb04_offset=pb04_offset,
+        optical_scale=optical_scale,
+        overwrite=overwrite,
     )
     click.echo(
         f"{r.path}: {r.method} mask of {r.width}x{r.height} pixels, "

@@ -35,7 +35,11 @@ _MODEL_MODE = {
     "device": "--device",
     "num_workers": "--num-workers",
     "limit": "--limit",
+    "skip_incomplete": "--skip-incomplete",
+    "csv_path": "--csv",
 }
+#: How ``evaluate`` spells the dataset options that errors name (``fix_option`` -> text).
+EVALUATE_OPTION_NAMES = {"skip_incomplete": "--skip-incomplete", "csv_path": "--csv PATH"}
 _TABLE_METRICS = ("psnr", "ssim", "sam", "mae")
 _REGION_LABELS = {
     "overall": "overall",
@@ -137,6 +141,17 @@ def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
     help="[model] Evaluate only the first N samples of the split.",
 )
 @click.option(
+    "--skip-incomplete",
+    is_flag=True,
+    help="[model] Skip dataset samples with a missing file instead of failing.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="[model] File list of a flat-layout dataset (when the root holds several CSV files).",
+)
+@click.option(
     "--protocol",
     type=click.Choice(sorted(METRIC_PROTOCOLS)),
     default="uncrtaints",
@@ -149,6 +164,11 @@ def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
     default=None,
     help=f"[folders] per-image CSV file (default: {DEFAULT_OUT}); "
     f"[model] output directory for per_image.csv and summary.json (default: {DEFAULT_OUT_DIR}).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing output files (never an input: a file under --pred or --target).",
 )
 @click.pass_context
 def evaluate(
@@ -163,8 +183,11 @@ def evaluate(
     device: str,
     num_workers: int,
     limit: int | None,
+    skip_incomplete: bool,
+    csv_path: Path | None,
     protocol: str,
     out: Path | None,
+    overwrite: bool,
 ) -> None:
     """Compute PSNR, SSIM, SAM, MAE and RMSE, in one of two modes.
 
@@ -209,6 +232,9 @@ def evaluate(
             device=device,
             num_workers=num_workers,
             limit=limit,
+            skip_incomplete=skip_incomplete,
+            csv_path=csv_path,
+            overwrite=overwrite,
         )
         return
     if pred_dir is None or target_dir is None:
@@ -227,19 +253,39 @@ def evaluate(
         target_dir=target_dir,
         bands=bands,
         out_csv=out if out is not None else Path(DEFAULT_OUT),
+        overwrite=overwrite,
     )
 
 
+def _files_under(*paths: Path) -> list[Path]:
+    """Every file under ``paths`` (a file stands for itself): the inputs of the folder mode."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += [f for f in p.rglob("*") if f.is_file()]
+        elif p.exists():
+            files.append(p)
+    return files
+
+
 def _evaluate_dir_mode(
-    proto: MetricProtocol, *, pred_dir: Path, target_dir: Path, bands: str | None, out_csv: Path
+    proto: MetricProtocol,
+    *,
+    pred_dir: Path,
+    target_dir: Path,
+    bands: str | None,
+    out_csv: Path,
+    overwrite: bool = False,
 ) -> None:
     from cloudfree.evaluate import evaluate_directories
+    from cloudfree.io.outputs import check_output
 
     if out_csv.is_dir():
         raise click.BadParameter(
             f"{out_csv} is a directory; in the --pred/--target mode --out is the CSV file",
             param_hint="'--out'",
         )
+    check_output(out_csv, inputs=_files_under(pred_dir, target_dir), overwrite=overwrite)
     rows, means = evaluate_directories(
         pred_dir, target_dir, protocol=proto, out_csv=out_csv, bands=bands
     )
@@ -278,19 +324,35 @@ def _evaluate_model_mode(
     checkpoints: dict[str, Path] | list[Path],
     data_root: Path,
     out_dir: Path,
+    overwrite: bool = False,
     **kwargs: Any,
 ) -> None:
     from cloudfree.evaluate import evaluate_checkpoints
     from cloudfree.evaluate.model_eval import PER_IMAGE_CSV, SUMMARY_JSON
+    from cloudfree.io.outputs import check_output
 
     if out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(
             f"{out_dir} is a file; in the --checkpoint/--data mode --out is a directory",
             param_hint="'--out'",
         )
-    result = evaluate_checkpoints(
-        checkpoints, data_root, protocol=proto, out_dir=out_dir, progress=True, **kwargs
-    )
+    ckpt_paths = list(checkpoints.values()) if isinstance(checkpoints, dict) else checkpoints
+    inputs = _files_under(*ckpt_paths)
+    for name in (PER_IMAGE_CSV, SUMMARY_JSON):
+        # a file under the dataset root is data (not listed: a root holds ~10^5 files)
+        in_data = (out_dir / name).resolve().is_relative_to(data_root.resolve())
+        in_data = in_data and (out_dir / name).exists()
+        extra = [out_dir / name] if in_data else []
+        check_output(out_dir / name, inputs=inputs + extra, overwrite=overwrite)
+    from cloudfree.data.sen12mscr import with_option_names
+    from cloudfree.errors import CloudfreeError
+
+    try:
+        result = evaluate_checkpoints(
+            checkpoints, data_root, protocol=proto, out_dir=out_dir, progress=True, **kwargs
+        )
+    except CloudfreeError as exc:
+        raise with_option_names(exc, EVALUATE_OPTION_NAMES) from None
     s = result.summary
     crop = f", centre {proto.center_crop}x{proto.center_crop} crop" if proto.center_crop else ""
     click.echo(f"protocol: {proto.name} ({proto.description})")

@@ -65,6 +65,30 @@ def _path(**kw: object) -> click.Path:
     help="Optical nodata value: auto (declared value, else 0 for integer files), none, or a "
     "number.",
 )
+@click.option(
+    "--optical-scale",
+    type=click.Choice(["dn", "reflectance"]),
+    default="dn",
+    show_default=True,
+    help="Scale of the optical values: dn (L1C DN, reflectance x 10000) or reflectance "
+    "(0..1 floats, multiplied by 10000).",
+)
+@click.option(
+    "--sar-units",
+    type=click.Choice(["db", "linear"]),
+    default="db",
+    show_default=True,
+    help="Units of the S1 values: db, or linear power (converted with 10*log10).",
+)
+@click.option(
+    "--sar-nodata", type=float, default=None, help="S1 fill value (replaces the declared nodata)."
+)
+@click.option(
+    "--sar-bands",
+    default=None,
+    help="Polarisations of the S1 file's two bands in file order, e.g. VH,VV or HH,HV "
+    "(default: from the band descriptions, else VV,VH; HH/HV only when named here).",
+)
 @click.option("--tile-size", type=int, default=256, show_default=True, help="Tile side (px).")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap (px).")
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Tiles per batch.")
@@ -126,6 +150,10 @@ def predict(
     file_bands: str | None,
     pb04_offset: bool,
     optical_nodata: str,
+    optical_scale: str,
+    sar_units: str,
+    sar_nodata: float | None,
+    sar_bands: str | None,
     tile_size: int,
     overlap: int,
     batch_size: int,
@@ -193,6 +221,10 @@ def predict(
         file_bands=file_bands,  # type: ignore[arg-type]
         pb04_offset=pb04_offset,
         optical_nodata=optical_nodata,
+        optical_scale=optical_scale,
+        sar_units=sar_units,
+        sar_nodata=sar_nodata,
+        sar_bands=sar_bands,
         keep_clear=keep_clear,
         replace_shadow=replace_shadow,
         mask=mask,
@@ -225,6 +257,18 @@ def predict(
         )
         if r.quicklook is not None:
             click.echo(f"{r.quicklook}: quicklook")
+        if r.sar_coverage is not None and r.sar_coverage < 1.0:
+            kept = (
+                f"; {100 * r.kept_unpredicted_fraction:.1f} % of the scene was flagged cloudy "
+                "but kept its input there (no S1 to predict from)"
+                if r.kept_unpredicted_fraction
+                else ("" if keep_clear else "; the output is nodata where S1 is missing")
+            )
+            click.echo(
+                f"Warning: {sar} covers only {100 * r.sar_coverage:.1f} % of the valid optical "
+                f"pixels{kept}",
+                err=True,
+            )
         return
 
     res = predict_many(

@@ -32,6 +32,12 @@ from cloudfree.errors import ConfigError
 
 __all__ = ["recipes", "train"]
 
+#: How ``train`` spells the dataset options that errors name (``fix_option`` -> text).
+TRAIN_OPTION_NAMES = {
+    "skip_incomplete": "--skip-incomplete (data.skip_incomplete: true)",
+    "csv_path": "--csv PATH (data.csv_path)",
+}
+
 
 @click.command("train")
 @click.option("--recipe", metavar="NAME", help="A shipped recipe (see `cloudfree recipes list`).")
@@ -67,10 +73,23 @@ __all__ = ["recipes", "train"]
     help="Number of devices (processes) per node; more than 1 trains with DDP.",
 )
 @click.option(
+    "--skip-incomplete",
+    is_flag=True,
+    help="Skip dataset samples with a missing file instead of failing (data.skip_incomplete).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File list of a flat-layout dataset (sets data.csv_path), when its root holds several "
+    "CSV files.",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue the run in --out from checkpoints/last.ckpt (its config.yaml is the base "
-    "config unless --recipe or --config is given).",
+    "config unless --recipe or --config is given). A run directory that an attempt left "
+    "without any checkpoint (it failed early) is started afresh, with or without --resume.",
 )
 def train(
     recipe: str | None,
@@ -80,9 +99,13 @@ def train(
     more_assignments: tuple[str, ...],
     out: Path | None,
     devices: int | None,
+    skip_incomplete: bool,
+    csv_path: Path | None,
     resume: bool,
 ) -> None:
     """Train a cloud-removal model (Lightning) from a recipe or a config file."""
+    from cloudfree.data.sen12mscr import with_option_names
+    from cloudfree.errors import CloudfreeError
     from cloudfree.train.config import build_config, load_recipe, load_yaml_config
     from cloudfree.train.run import load_run_config, prepare_run
     from cloudfree.train.run import train as run_training
@@ -94,6 +117,10 @@ def train(
         overrides["trainer.devices"] = devices
         if devices > 1 and "trainer.strategy" not in overrides:
             overrides["trainer.strategy"] = "ddp"
+    if skip_incomplete:
+        overrides["data.skip_incomplete"] = True
+    if csv_path is not None:
+        overrides["data.csv_path"] = str(csv_path)
     if recipe:
         raw, source = load_recipe(recipe), f"recipe {recipe!r}"
     elif config_file:
@@ -108,14 +135,26 @@ def train(
     config = build_config(raw, overrides, data_root=data_root, out=out, source=source)
     if resume and config.out is None:
         raise ConfigError("--resume needs --out RUN (the run directory to continue)")
-    prepared = prepare_run(config, resume=resume)
+    try:
+        prepared = prepare_run(config, resume=resume)
+    except CloudfreeError as exc:
+        raise with_option_names(exc, TRAIN_OPTION_NAMES) from None
 
     from cloudfree.train.run import _env_rank_is_zero
 
     if _env_rank_is_zero():
-        verb = "resuming" if resume else "training"
+        if resume and prepared.resume_from is None:
+            click.echo(
+                f"warning: {prepared.run_dir} holds no checkpoint (the earlier attempt stopped "
+                "before its first one): starting it afresh",
+                err=True,
+            )
+        verb = "resuming" if prepared.resume_from is not None else "training"
         click.echo(f"{verb} {prepared.config.model.name} in run directory: {prepared.run_dir}")
-    result = run_training(prepared=prepared)
+    try:
+        result = run_training(prepared=prepared)
+    except CloudfreeError as exc:
+        raise with_option_names(exc, TRAIN_OPTION_NAMES) from None
     if result.is_global_zero:
         click.echo(f"finished at step {result.global_step}")
         click.echo(f"best weights:  {result.best_weights}")

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cloudfree.errors import CloudfreeError
+from cloudfree.errors import CloudfreeError, ConfigError
 
-__all__ = ["CloudMaskInputError", "check_dn", "validity", "Reflectance"]
+__all__ = ["CloudMaskInputError", "check_dn", "check_threshold", "validity", "Reflectance"]
 
 #: Number of Sentinel-2 L1C bands the detectors expect.
 N_BANDS = 13
@@ -42,6 +42,28 @@ def check_dn(dn: np.ndarray) -> np.ndarray:
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise CloudMaskInputError(f"expected a numeric array, got dtype {arr.dtype}")
     return arr
+
+
+def check_threshold(
+    threshold: float, what: str = "cloud threshold", *, unit_range: bool = True
+) -> float:
+    """``threshold`` as a float after checking it is finite and (``unit_range``) in [0, 1].
+
+    Every detector compares a score or probability in [0, 1] with it; a threshold outside that
+    range would silently label every pixel cloud (below 0) or none (above 1), so the user-facing
+    entry points (:func:`~cloudfree.cloudmask.compute_cloud_mask`, the ``cloudmask`` command)
+    refuse it. The detector functions themselves only require a finite number
+    (``unit_range=False``), so that tests can probe them at extreme thresholds.
+    """
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number in [0, 1], got {threshold!r}") from None
+    if not np.isfinite(t):
+        raise ConfigError(f"{what} must be a finite number, got {threshold!r}")
+    if unit_range and not 0.0 <= t <= 1.0:
+        raise ConfigError(f"{what} must be a number in [0, 1], got {threshold!r}")
+    return t
 
 
 def validity(dn: np.ndarray, valid: np.ndarray | None) -> np.ndarray | None:

@@ -27,11 +27,11 @@ import numpy as np
 from cloudfree.cloudmask._common import (
     Reflectance,
     check_dn,
+    check_threshold,
     normalized_difference,
     rescale,
     validity,
 )
-from cloudfree.errors import ConfigError
 
 __all__ = ["CARF_NDSI_SNOW", "carf_cloud_score", "carf_cloud_mask"]
 
@@ -73,9 +73,7 @@ def carf_cloud_mask(
         threshold: ``T_cloud``; cloud where ``S_c > threshold`` (default 0.2).
         valid: optional boolean ``[H, W]``; invalid pixels are never cloud.
     """
-    t = float(threshold)
-    if not np.isfinite(t):
-        raise ConfigError(f"cloud threshold must be a finite number, got {threshold!r}")
+    t = check_threshold(threshold, unit_range=False)
     arr = check_dn(dn)
     v = validity(arr, valid)
     refl = Reflectance(arr, v)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from cloudfree.cloudmask._common import check_threshold
 from cloudfree.cloudmask.carf import carf_cloud_mask
 from cloudfree.cloudmask.rule_based import rule_based
 from cloudfree.cloudmask.s2cloudless_adapter import s2cloudless_mask
@@ -69,7 +70,8 @@ def compute_cloud_mask(dn: np.ndarray, method: str = "rule_based", **kw: Any) ->
         dn: Sentinel-2 L1C DN ``[13, H, W]`` (any numeric dtype).
         method: one of :data:`CLOUD_MASK_METHODS`: ``rule_based`` (GLF-CR variant),
             ``rule_based_uncrtaints``, ``carf``, ``s2cloudless``.
-        **kw: passed to the method's function: ``threshold`` and ``valid`` for all of them,
+        **kw: passed to the method's function: ``threshold`` (in [0, 1], else
+            :class:`~cloudfree.errors.ConfigError`) and ``valid`` for all of them,
             ``average_over``, ``dilation_size``, ``all_bands`` for ``s2cloudless``.
 
     Returns:
@@ -81,4 +83,6 @@ def compute_cloud_mask(dn: np.ndarray, method: str = "rule_based", **kw: Any) ->
         raise ConfigError(
             f"unknown cloud-mask method {method!r}; choose one of {list(CLOUD_MASK_METHODS)}"
         ) from None
+    if kw.get("threshold") is not None:
+        kw["threshold"] = check_threshold(kw["threshold"])
     return fn(dn, **kw)

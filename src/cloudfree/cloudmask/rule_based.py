@@ -58,6 +58,7 @@ from scipy import ndimage, signal
 from cloudfree.cloudmask._common import (
     Reflectance,
     check_dn,
+    check_threshold,
     normalized_difference,
     rescale,
     validity,
@@ -95,10 +96,7 @@ def _check_variant(variant: str) -> tuple[float, float]:
 
 
 def _check_threshold(threshold: float) -> float:
-    t = float(threshold)
-    if not np.isfinite(t):
-        raise ConfigError(f"cloud threshold must be a finite number, got {threshold!r}")
-    return t
+    return check_threshold(threshold, unit_range=False)
 
 
 def _raw_score(refl: Reflectance, b1_b10_range: tuple[float, float]) -> np.ndarray:

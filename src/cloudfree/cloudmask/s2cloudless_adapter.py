@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cloudfree.cloudmask._common import check_dn, validity
-from cloudfree.errors import CloudfreeError, ConfigError
+from cloudfree.cloudmask._common import check_dn, check_threshold, validity
+from cloudfree.errors import CloudfreeError
 
 __all__ = ["S2CLOUDLESS_BANDS", "require_s2cloudless", "s2cloudless_mask"]
 
@@ -81,8 +81,7 @@ def s2cloudless_mask(
         CloudfreeError: s2cloudless is not installed (the message says how to install it).
     """
     arr = check_dn(dn)
-    if not np.isfinite(float(threshold)):
-        raise ConfigError(f"s2cloudless threshold must be a finite number, got {threshold!r}")
+    check_threshold(threshold, "s2cloudless threshold", unit_range=False)
     detector_cls = _detector_class()
     v = validity(arr, valid)
     bands = list(range(arr.shape[0])) if all_bands else list(S2CLOUDLESS_BANDS)

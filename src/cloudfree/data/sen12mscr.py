@@ -40,6 +40,19 @@ key             type / shape         meaning
 
 SEN12MS-CR has no acquisition dates, so its samples have no ``dates`` entry.
 
+Incomplete triplets: a sample with any of its three files missing (S1 included: the official
+layout is also scanned from its S2 folders) is an :class:`~cloudfree.errors.InputFileError`
+naming the first missing file, unless ``skip_incomplete=True`` (``--skip-incomplete``,
+``data.skip_incomplete``). Errors whose fix is an option carry it in ``fix_option``
+(``skip_incomplete`` or ``csv_path``); :func:`with_option_names` rewords them for a caller that
+spells the option differently (the CLI's flags).
+
+Value checks: the first :data:`CHECKED_SAMPLES` samples read by each dataset object (each
+DataLoader worker holds its own) are checked with :mod:`cloudfree.io.checks`: S1 must be dB
+without undeclared fill values, both S2 files L1C DN; a dataset in linear power or reflectance
+is refused with a :class:`~cloudfree.errors.DatasetError` naming the file (a check on every
+sample would cost time for no gain: a wrongly scaled dataset is wrong everywhere).
+
 Cloud masks are computed on the full 13-band cloudy patch before cropping (the detector's shadow
 thresholds are image-relative). ``masks=False`` skips the detector: the samples then have no
 ``cloud_mask``, ``shadow_mask`` or ``cloud_cover`` (for losses and metrics that read only
@@ -80,9 +93,39 @@ from cloudfree.data.transforms import (
 )
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.io import read_raster
+from cloudfree.io.checks import check_optical_scale, check_sar_units
 from cloudfree.normalization import _invalid
 
-__all__ = ["SEN12MSCR", "TripletPaths", "find_triplets"]
+__all__ = ["CHECKED_SAMPLES", "SEN12MSCR", "TripletPaths", "find_triplets", "with_option_names"]
+
+#: Samples whose values are checked per dataset object (see the module docstring).
+CHECKED_SAMPLES = 2
+#: How the Python API spells the options named in errors (``fix_option`` -> text).
+PYTHON_OPTION_NAMES: dict[str, str] = {
+    "skip_incomplete": "skip_incomplete=True",
+    "csv_path": "csv_path=PATH",
+}
+
+
+def _option_error(exc: InputFileError | DatasetError, option: str) -> InputFileError | DatasetError:
+    exc.fix_option = option  # type: ignore[union-attr]
+    return exc
+
+
+def with_option_names(exc: BaseException, names: Mapping[str, str]) -> BaseException:
+    """``exc`` reworded with ``names`` (``fix_option`` -> how this caller spells it), e.g.
+    ``{"skip_incomplete": "--skip-incomplete"}``; other exceptions are returned unchanged."""
+    option = getattr(exc, "fix_option", None)
+    if option is None or option not in names:
+        return exc
+    old, new = PYTHON_OPTION_NAMES[option], names[option]
+    if isinstance(exc, InputFileError):
+        out: BaseException = InputFileError(exc.path, exc.problem.replace(old, new))
+    else:
+        out = type(exc)(str(exc).replace(old, new))
+    out.fix_option = option  # type: ignore[attr-defined]
+    return out
+
 
 Split = Literal["train", "val", "test", "all"]
 _SPLIT_CODES = {"1": "train", "2": "val", "3": "test"}
@@ -136,6 +179,7 @@ def _official_triplets(
     found: list[TripletPaths] = []
     missing: list[Path] = []
     for season in SEN12MSCR_SEASONS:
+        missing.extend(_s1_missing(root, season))
         s1_root = root / f"{season}_s1"
         if not s1_root.is_dir():
             continue
@@ -178,6 +222,28 @@ def _official_triplets(
     return found
 
 
+def _s1_missing(root: Path, season: str) -> list[Path]:
+    """S1 files of ``season`` whose S2 (cloudy or clear) patch exists but S1 does not."""
+    absent: set[Path] = set()
+    for kind, prefix in (("s2", "s2_"), ("s2_cloudy", "s2_cloudy_")):
+        folder = root / f"{season}_{kind}"
+        if not folder.is_dir():
+            continue
+        pattern = re.compile(rf"^{season}_{kind}_(\d+)_p(\d+)\.tif$")
+        for scene_dir in folder.iterdir():
+            if not (scene_dir.name.startswith(prefix) and scene_dir.is_dir()):
+                continue
+            for f in scene_dir.iterdir():
+                m = pattern.match(f.name)
+                if not m:
+                    continue
+                scene, patch = m.group(1), m.group(2)
+                s1 = root / f"{season}_s1" / f"s1_{scene}" / f"{season}_s1_{scene}_p{patch}.tif"
+                if not s1.is_file():
+                    absent.add(s1)
+    return sorted(absent, key=_natural_key)
+
+
 def _report_missing(missing: list[Path], skip_incomplete: bool) -> None:
     if not missing:
         return
@@ -187,10 +253,13 @@ def _report_missing(missing: list[Path], skip_incomplete: bool) -> None:
             stacklevel=3,
         )
         return
-    raise InputFileError(
-        missing[0],
-        f"file not found (one of {len(missing)} missing triplet files); "
-        "pass skip_incomplete=True to ignore incomplete triplets",
+    raise _option_error(
+        InputFileError(
+            missing[0],
+            f"file not found (one of {len(missing)} missing triplet files); "
+            f"pass {PYTHON_OPTION_NAMES['skip_incomplete']} to ignore incomplete triplets",
+        ),
+        "skip_incomplete",
     )
 
 
@@ -226,9 +295,13 @@ def _flat_triplets(
     if csv_path is None:
         candidates = sorted(root.glob("*.csv"))
         if len(candidates) != 1:
-            raise DatasetError(
-                f"{root}: flat layout needs exactly one CSV file list, found "
-                f"{[c.name for c in candidates] or 'none'}; pass csv=PATH"
+            raise _option_error(
+                DatasetError(
+                    f"{root}: flat layout needs exactly one CSV file list, found "
+                    f"{[c.name for c in candidates] or 'none'}; pass "
+                    f"{PYTHON_OPTION_NAMES['csv_path']}"
+                ),
+                "csv_path",
             )
         csv_path = candidates[0]
     found: list[TripletPaths] = []
@@ -390,6 +463,7 @@ class SEN12MSCR(Dataset):
         self.transform = transform
         self._index_path = index_path
         self._cover_index: CoverIndex | None = None
+        self._checked = 0
         triplets = find_triplets(
             self.root,
             layout=layout,
@@ -522,6 +596,9 @@ class SEN12MSCR(Dataset):
         index %= len(self)
         t = self.triplets[index]
         s1, s2, s2c, (nd1, nd2, nd2c) = self._read_triplet(t)
+        if self._checked < CHECKED_SAMPLES:
+            _check_values(t, s1, s2, s2c, (nd1, nd2, nd2c))
+            self._checked += 1
         sel = list(self.bands.indices)
         optical = _with_nan(s2c[sel], nd2c)
         target = _with_nan(s2[sel], nd2)
@@ -567,6 +644,28 @@ class SEN12MSCR(Dataset):
             f"SEN12MSCR(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, "
             f"protocol={self.protocol!r}, bands={list(self.bands.names)})"
         )
+
+
+def _check_values(
+    t: TripletPaths,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    s2c: np.ndarray,
+    nodata: tuple[float | None, float | None, float | None],
+) -> None:
+    """The value checks of the module docstring, as a :class:`DatasetError` naming the file."""
+    try:
+        check_sar_units(
+            s1,
+            t.s1,
+            nodata[0],
+            nodata_fix="declare {value} as the files' nodata (gdal_edit.py -a_nodata {value} FILE)",
+            units_fix="convert every S1 file of the dataset to dB (10*log10)",
+        )
+        for path, arr, nd in ((t.s2_cloudy, s2c, nodata[2]), (t.s2, s2, nodata[1])):
+            check_optical_scale(arr, path, nd, scale_fix="convert the data to DN (x 10000)")
+    except InputFileError as exc:
+        raise DatasetError(f"{exc} (SEN12MS-CR needs S1 in dB and S2 in L1C DN)") from None
 
 
 def _with_nan(values: np.ndarray, nodata: float | None) -> np.ndarray:

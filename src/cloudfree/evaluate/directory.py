@@ -3,6 +3,16 @@
 Files are paired by identical file name (searched recursively, ``*.tif`` / ``*.tiff``);
 pixel values are Sentinel-2 DN (reflectance x 10000), scaled to [0, 1] by clipping to
 [0, 10000] and dividing by 10000. Metrics come from :func:`cloudfree.metrics.image_metrics`.
+
+Refused (never a plausible wrong number):
+
+* ``pred_dir`` and ``target_dir`` resolving to the same directory, or a pair whose two files
+  are the same file (a symlink): the metrics would be perfect (PSNR inf) by construction;
+* a pair on different grids: different CRS or geotransform (size is checked too); both files
+  and both grids are named (two files without CRS need the same geotransform);
+* a file that is not Sentinel-2 DN (:func:`cloudfree.io.checks.check_optical_scale`):
+  ``uint8``, 0..1 reflectance (a ``predict --dtype float32`` output: write ``uint16`` DN
+  instead), values that are not DN.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +30,7 @@ from cloudfree.bands import BandSet, get_band_set
 from cloudfree.errors import CloudfreeError, DatasetError, InputFileError
 from cloudfree.io import read_raster
 from cloudfree.io.atomic import atomic_write_csv
+from cloudfree.io.checks import check_optical_scale
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
 from cloudfree.normalization import normalize_optical
 
@@ -112,8 +124,18 @@ def read_reflectance(
     GeoTIFF (``uncrtaints`` scaling: clip to [0, 10000], divide by 10000; NaN or nodata in
     any band is invalid). ``band_set`` slices a 13-band file (or checks a file of exactly
     those bands)."""
-    raster = read_raster(path)
+    return _reflectance_of(read_raster(path), path, band_set)
+
+
+#: How to fix a prediction written as reflectance (named in the scale error).
+_SCALE_FIX = "evaluation reads DN: write predictions with `cloudfree predict --dtype uint16`"
+
+
+def _reflectance_of(
+    raster: Any, path: str | os.PathLike[str], band_set: BandSet | None
+) -> tuple[np.ndarray, np.ndarray]:
     arr = raster.array
+    check_optical_scale(arr, path, raster.nodata, scale_fix=_SCALE_FIX)
     if band_set is not None:
         if arr.shape[0] == 13:
             arr = band_set.select(arr, axis=0)
@@ -181,11 +203,18 @@ def evaluate_directories(
     """
     proto = get_metric_protocol(protocol)
     band_set = None if bands is None else get_band_set(bands)
+    _check_distinct_dirs(pred_dir, target_dir)
     pairs = pair_files(pred_dir, target_dir)
     rows: list[dict[str, float | str]] = []
     for name, pred_path, target_path in pairs:
-        p, p_valid = read_reflectance(pred_path, band_set)
-        t, t_valid = read_reflectance(target_path, band_set)
+        if _same_file(pred_path, target_path):
+            raise InputFileError(
+                pred_path, f"is the same file as its target {target_path}; nothing to evaluate"
+            )
+        pred_raster, target_raster = read_raster(pred_path), read_raster(target_path)
+        _check_same_grid(pred_path, pred_raster, target_path, target_raster)
+        p, p_valid = _reflectance_of(pred_raster, pred_path, band_set)
+        t, t_valid = _reflectance_of(target_raster, target_path, band_set)
         if p.shape != t.shape:
             raise InputFileError(
                 pred_path,
@@ -213,6 +242,44 @@ def evaluate_directories(
     if out_csv is not None:
         write_metrics_csv(out_csv, rows)
     return rows, means
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_distinct_dirs(
+    pred_dir: str | os.PathLike[str], target_dir: str | os.PathLike[str]
+) -> None:
+    p, t = Path(pred_dir), Path(target_dir)
+    if p.is_dir() and t.is_dir() and _same_file(p, t):
+        raise InputFileError(
+            p,
+            f"the prediction and target directories are the same ({p.resolve()}); every "
+            "prediction would be compared with itself (PSNR inf)",
+        )
+
+
+def _grid_text(r: Any) -> str:
+    t = r.transform
+    return (
+        f"{r.width}x{r.height} px, {r.crs or 'no CRS'}, origin ({t.c:.6g}, {t.f:.6g}), "
+        f"pixel ({t.a:.6g}, {t.e:.6g})"
+    )
+
+
+def _check_same_grid(pred_path: Path, pred: Any, target_path: Path, target: Any) -> None:
+    """Refuse a pair on different grids (CRS, geotransform); sizes are checked later."""
+    same = pred.crs == target.crs and pred.transform.almost_equals(target.transform)
+    if not same:
+        raise InputFileError(
+            pred_path,
+            f"is not on the grid of its target {target_path} (prediction: {_grid_text(pred)}; "
+            f"target: {_grid_text(target)}); reproject one onto the other's grid",
+        )
 
 
 def _nanmean(values: Sequence[float]) -> float:

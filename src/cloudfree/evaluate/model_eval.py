@@ -804,6 +804,8 @@ def evaluate_checkpoints(
     num_workers: int = 0,
     progress: bool = True,
     limit: int | None = None,
+    skip_incomplete: bool = False,
+    csv_path: str | os.PathLike[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate the models at ``paths`` on one SEN12MS-CR split and write the results.
 
@@ -817,6 +819,7 @@ def evaluate_checkpoints(
             (None: write nothing).
         baselines, batch_size, device, num_workers, progress: see :func:`evaluate_models`.
         limit: evaluate only the first ``limit`` samples of the split (in dataset order).
+        skip_incomplete, csv_path: passed to :class:`~cloudfree.data.SEN12MSCR`.
 
     The dataset is built once, ``SEN12MSCR(data_root, split=split, crop="center")`` with
     whole patches and raw samples, and each model gets them normalised with its own protocol
@@ -849,7 +852,13 @@ def evaluate_checkpoints(
             )
         given = {k: p for k, (p, _) in zip(keys, loaded)}
         models = {k: m for k, (_, m) in zip(keys, loaded)}
-    full = SEN12MSCR(data_root, split=split, crop="center")  # type: ignore[arg-type]
+    full = SEN12MSCR(
+        data_root,
+        split=split,  # type: ignore[arg-type]
+        crop="center",
+        skip_incomplete=skip_incomplete,
+        csv_path=csv_path,
+    )
     dataset: Dataset = full
     if limit is not None and limit < len(full):
         dataset = Subset(full, range(limit))

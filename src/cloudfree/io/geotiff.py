@@ -22,18 +22,21 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.enums import Interleaving
+from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from cloudfree.errors import InputFileError
 from cloudfree.io.atomic import publish, temporary_sibling
+from cloudfree.io.outputs import write_failure
 
 __all__ = [
     "Raster",
     "RasterInfo",
     "RasterWriter",
     "Window",
+    "describe_read_error",
     "open_raster",
     "raster_info",
     "read_raster",
@@ -97,8 +100,49 @@ def open_raster(path: PathLike) -> Any:
         raise InputFileError(p, "is a directory, expected a GeoTIFF file")
     try:
         return rasterio.open(p)
-    except (RasterioIOError, RasterioError) as exc:
-        raise InputFileError(p, f"not a readable raster ({exc})") from None
+    except Exception as exc:  # GDAL raises several types for corrupt headers
+        raise InputFileError(p, f"not a readable raster ({_gdal_cause(exc, p)})") from None
+
+
+_VAGUE = "see previous exception"
+
+
+def _gdal_cause(exc: BaseException, path: Path | None = None) -> str:
+    """The most specific message in ``exc``'s chain, without rasterio's "See previous
+    exception" wrapper and without a leading file name (the caller names the file)."""
+    messages: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = " ".join(str(cur).split())
+        if text and _VAGUE not in text.lower():
+            messages.append(text)
+        cur = cur.__cause__ or cur.__context__
+    text = messages[-1] if messages else type(exc).__name__
+    if path is not None:
+        for prefix in (str(path), path.name):
+            if text.startswith(prefix):
+                text = text[len(prefix) :].lstrip(" ,:")
+                break
+    return text.rstrip(".")
+
+
+def describe_read_error(exc: BaseException, path: PathLike | None = None) -> str:
+    """A one-line problem for a failed pixel read:
+    ``could not read pixel data: truncated or corrupt GeoTIFF (cause)``.
+
+    rasterio reports a failed read as "Read failed. See previous exception for details.";
+    the cause (GDAL's message, e.g. "TIFFReadEncodedTile() failed") is on the exception chain.
+    Every caller that reads pixels from an opened raster (:func:`read_raster`, predict's
+    windowed reads, the report's panels) builds its :class:`InputFileError` with this, so the
+    user sees what is wrong and not rasterio's pointer to a traceback.
+    """
+    p = Path(path) if path is not None else None
+    kind = "raster"
+    if p is None or p.suffix.lower() in (".tif", ".tiff", ".gtiff", ""):
+        kind = "GeoTIFF"
+    return f"could not read pixel data: truncated or corrupt {kind} ({_gdal_cause(exc, p)})"
 
 
 def raster_info(path: PathLike) -> RasterInfo:
@@ -155,7 +199,7 @@ def read_raster(
         try:
             arr = src.read(indexes, window=window)
         except Exception as exc:  # rasterio raises several types for corrupt data
-            raise InputFileError(p, f"could not read pixel data ({exc})") from None
+            raise InputFileError(p, describe_read_error(exc, p)) from None
         transform = src.window_transform(window) if window is not None else src.transform
         descriptions = tuple(src.descriptions[i - 1] for i in indexes)
         raster = Raster(
@@ -182,6 +226,12 @@ class RasterWriter:
     The file appears under its final name only when the block exits without an exception;
     otherwise the temporary file is removed. With ``cog=True`` the finished file is copied to a
     Cloud-Optimized GeoTIFF (overviews included) before the rename.
+
+    A failed write (full disk, read-only or forbidden directory) raises
+    :class:`~cloudfree.errors.InputFileError` naming the final file. GDAL reports some write
+    errors only as messages when the file is closed (a full disk while writing the TIFF
+    directory), so the closed temporary file is opened again and its size, band count and
+    data type checked before it is published.
     """
 
     def __init__(
@@ -227,9 +277,13 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         """Open the temporary file; if opening fails (bad profile, dtype, descriptions or
         tags), close what was opened, remove the temporary file and re-raise."""
-        self._tmp = temporary_sibling(self.path, ".tmp.tif")
+        self._tmp = None
         try:
-            self._dst = rasterio.open(self._tmp, "w", **self._profile)
+            self._tmp = temporary_sibling(self.path, ".tmp.tif")
+            try:
+                self._dst = rasterio.open(self._tmp, "w", **self._profile)
+            except (OSError, RasterioError) as exc:
+                raise write_failure(self.path, exc) from None
             if self._descriptions is not None:
                 for i, d in enumerate(self._descriptions, start=1):
                     if d is not None:
@@ -240,7 +294,8 @@ class RasterWriter:
             if self._dst is not None:
                 self._dst.close()
                 self._dst = None
-            self._tmp.unlink(missing_ok=True)
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
             raise
         return self
 
@@ -251,13 +306,51 @@ class RasterWriter:
         arr = np.asarray(array)
         if arr.ndim == 2:
             arr = arr[None]
-        self._dst.write(arr.astype(self._profile["dtype"], copy=False), window=window)
+        try:
+            self._dst.write(arr.astype(self._profile["dtype"], copy=False), window=window)
+        except (OSError, RasterioError) as exc:
+            raise write_failure(self.path, exc) from None
+
+    def _verify(self) -> None:
+        """Open the closed temporary file again: it must be a raster of the profile whose every
+        block lies inside the file (GDAL writes the TIFF directory even when the data before it
+        did not fit on the disk)."""
+        assert self._tmp is not None
+        p = self._profile
+        try:
+            size = self._tmp.stat().st_size
+            ok = size > 0
+            if ok:
+                with rasterio.open(self._tmp) as src:
+                    ok = (src.count, src.height, src.width, src.dtypes[0]) == (
+                        p["count"],
+                        p["height"],
+                        p["width"],
+                        p["dtype"],
+                    )
+                    bands = [1] if src.interleaving == Interleaving.pixel else src.indexes
+                    for bidx in bands if ok else ():
+                        for (row, col), _ in src.block_windows(bidx):
+                            offset = src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx)
+                            nbytes = src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx)
+                            if offset and nbytes and int(offset) + int(nbytes) > size:
+                                ok = False
+                                break
+        except (OSError, RasterioError, ValueError):
+            ok = False
+        if not ok:
+            raise write_failure(self.path, OSError("the written GeoTIFF is incomplete"))
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._tmp is not None
         try:
-            self._dst.close()
+            try:
+                self._dst.close()
+            except (OSError, RasterioError) as err:
+                if exc_type is None:
+                    raise write_failure(self.path, err) from None
             if exc_type is None:
+                self._verify()
                 if self.cog:
                     self._to_cog()
                 publish(self._tmp, self.path)
@@ -268,16 +361,20 @@ class RasterWriter:
 
     def _to_cog(self) -> None:
         assert self._tmp is not None
-        cog_tmp = temporary_sibling(self.path, ".tmp.tif")
+        cog_tmp = temporary_sibling(self.path, ".tmp.tif", clean_stale=False)
         try:
-            rasterio.shutil.copy(
-                self._tmp,
-                cog_tmp,
-                driver="COG",
-                compress=self._profile["compress"].upper(),
-                BIGTIFF="IF_SAFER",
-            )
-            os.replace(cog_tmp, self._tmp)
+            try:
+                rasterio.shutil.copy(
+                    self._tmp,
+                    cog_tmp,
+                    driver="COG",
+                    compress=self._profile["compress"].upper(),
+                    BIGTIFF="IF_SAFER",
+                )
+                os.replace(cog_tmp, self._tmp)
+            except (OSError, RasterioError) as exc:
+                raise write_failure(self.path, exc) from None
+            self._verify()
         finally:
             if cog_tmp.exists():
                 cog_tmp.unlink()

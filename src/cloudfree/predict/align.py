@@ -22,6 +22,13 @@ Decisions:
 * **Overlap check.** Before any pixel is read, the S1 footprint (its bounds transformed into the
   optical CRS, densified) must intersect the optical footprint; no overlap at all is an
   :class:`~cloudfree.errors.InputFileError` naming the S1 file. Partial overlap is fine.
+* **Units, fill values, band order** (the rules live in :mod:`cloudfree.io.checks`). Before any
+  pixel is used, a decimated sample of the whole file (at most 512 px a side, nearest) must look
+  like backscatter in dB (``units="db"``, the default) or in linear power (``units="linear"``,
+  ``--sar-units linear``: converted with ``10*log10`` after reading, so a warp interpolates
+  linear power; values <= 0 become invalid). A fill value such as -9999 without declared nodata
+  is refused; ``nodata`` (``--sar-nodata``) declares one and replaces the file's own. Band
+  descriptions are honoured (VH,VV is read as VV,VH; HH/HV only when ``bands`` names them).
 * **No georeferencing.** A file without CRS can only be used when both files lack a CRS and share
   transform and size (then the grids are taken as identical); anything else is an error, since
   the two images cannot be aligned.
@@ -44,6 +51,8 @@ from rasterio.windows import Window
 from cloudfree.bands import S1_NAMES
 from cloudfree.errors import InputFileError
 from cloudfree.io import RasterInfo, open_raster
+from cloudfree.io.checks import check_sar_units, linear_to_db, sample_shape, sar_band_order
+from cloudfree.io.geotiff import describe_read_error
 
 __all__ = ["SAR_BANDS", "SarOnGrid"]
 
@@ -78,6 +87,10 @@ class SarOnGrid:
         path: the S1 GeoTIFF (2 bands, VV then VH, dB).
         grid: metadata of the optical file (its CRS, transform, width and height define the grid).
         resampling: GDAL resampling used when S1 is on another grid (default bilinear).
+        units: ``"db"`` (default) or ``"linear"`` power (converted to dB after reading).
+        nodata: S1 nodata value replacing the file's declared one (None: the file's).
+        bands: the file's polarisations in file order (``"VH,VV"``, ``"HH,HV"``; None: from
+            the band descriptions, else VV, VH).
     """
 
     def __init__(
@@ -86,8 +99,15 @@ class SarOnGrid:
         grid: RasterInfo,
         *,
         resampling: Resampling = Resampling.bilinear,
+        units: str = "db",
+        nodata: float | None = None,
+        bands: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.units = units
+        self.nodata_override = nodata
+        self.bands_spec = bands
+        self.indexes: list[int] = [1, 2]
         self.grid = grid
         self.resampling = resampling
         self._src: Any = None
@@ -129,7 +149,17 @@ class SarOnGrid:
                 f"has {src.count} band(s), expected {len(SAR_BANDS)} Sentinel-1 bands "
                 f"({', '.join(SAR_BANDS)} backscatter in dB)",
             )
-        self.nodata = src.nodata
+        self.indexes = [i + 1 for i in sar_band_order(src.descriptions, self.path, self.bands_spec)]
+        self.nodata = src.nodata if self.nodata_override is None else float(self.nodata_override)
+        try:
+            sample = src.read(
+                self.indexes,
+                out_shape=(2, *sample_shape(src.height, src.width)),
+                resampling=Resampling.nearest,
+            )
+        except RasterioError as exc:
+            raise InputFileError(self.path, describe_read_error(exc, self.path)) from None
+        check_sar_units(sample, self.path, self.nodata, self.units)
         if src.crs is None or grid.crs is None:
             if (
                 src.crs is None
@@ -167,7 +197,7 @@ class SarOnGrid:
                 f"does not overlap the optical scene {grid.path.name} (S1 bounds "
                 f"{_fmt(sar_bounds)} vs optical bounds {_fmt(opt_bounds)} in {grid.crs})",
             )
-        src_nodata = src.nodata
+        src_nodata = self.nodata
         if src_nodata is None and np.dtype(src.dtypes[0]).kind == "f":
             src_nodata = float("nan")
         self._vrt = WarpedVRT(
@@ -190,13 +220,15 @@ class SarOnGrid:
             raise RuntimeError("SarOnGrid.read called before open()")
         try:
             if self.same_grid:
-                arr = self._src.read(window=window).astype(np.float32, copy=False)
+                arr = self._src.read(self.indexes, window=window).astype(np.float32, copy=False)
                 if self.nodata is not None and not np.isnan(self.nodata):
                     arr[arr == np.float32(self.nodata)] = np.nan
             else:
-                arr = self._vrt.read(window=window).astype(np.float32, copy=False)
+                arr = self._vrt.read(self.indexes, window=window).astype(np.float32, copy=False)
         except RasterioError as exc:
-            raise InputFileError(self.path, f"could not read pixel data ({exc})") from None
+            raise InputFileError(self.path, describe_read_error(exc, self.path)) from None
+        if self.units == "linear":
+            arr = linear_to_db(arr)
         return arr
 
     @property

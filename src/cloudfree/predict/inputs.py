@@ -14,21 +14,31 @@ Decisions:
   observation). ``None`` disables it (only NaN is then invalid). A pixel is invalid when any of
   the bands fed to the model is NaN or equals the nodata value (as
   :func:`cloudfree.normalization.normalize_optical` decides).
+* **Optical scale.** Before any tile is run, a decimated sample (at most 512 px a side, nearest)
+  of the bands fed to the model is checked by :func:`cloudfree.io.checks.check_optical_scale`:
+  ``uint8``, 0..1 reflectance and values that are not DN are refused with the fix.
+  ``optical_scale="reflectance"`` (``--optical-scale reflectance``) accepts 0..1 floats and
+  multiplies them by 10000 when read (the nodata value is scaled with them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from cloudfree.bands import S2_L1C, BandSet
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.io import RasterInfo
+from cloudfree.io.checks import check_optical_scale, sample_shape
+from cloudfree.io.geotiff import describe_read_error
 
 __all__ = [
     "L1C_MAPPING_HINT",
     "band_positions",
+    "check_optical_file",
+    "optical_factor",
     "file_band_names",
     "parse_band_list",
     "resolve_optical_nodata",
@@ -115,3 +125,27 @@ def resolve_optical_nodata(info: RasterInfo, nodata: float | str | None = "auto"
                 f"optical nodata must be 'auto', 'none' or a number, got {nodata!r}"
             ) from None
     return float(nodata)
+
+
+def optical_factor(scale: str) -> float:
+    """Factor that turns the file's values into DN: 10000 for ``reflectance``, else 1."""
+    return 10000.0 if scale == "reflectance" else 1.0
+
+
+def check_optical_file(
+    src: Any, info: RasterInfo, positions: Sequence[int], nodata: float | None, scale: str
+) -> None:
+    """Check a decimated sample of the bands at ``positions`` (see the module docstring)."""
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioError
+
+    idx = [p + 1 for p in positions]
+    try:
+        sample = src.read(
+            idx,
+            out_shape=(len(idx), *sample_shape(info.height, info.width)),
+            resampling=Resampling.nearest,
+        )
+    except RasterioError as exc:
+        raise InputFileError(info.path, describe_read_error(exc, info.path)) from None
+    check_optical_scale(sample, info.path, nodata, scale, dtype=info.dtype)

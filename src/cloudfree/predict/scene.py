@@ -34,8 +34,20 @@ Decisions:
   memory once, so for huge scenes prefer ``mask=``), dilated by ``mask_dilation`` pixels
   (default 2, square structuring element) to cover soft cloud edges; or a mask GeoTIFF on the
   optical grid where non-zero (or the mask's nodata) means replace (first band; no dilation
-  unless asked). Clear pixels keep the input value exactly (the harmonised DN with
-  ``pb04_offset``), and are kept even where S1 is missing, since they need no prediction.
+  unless asked); the mask file must have one band with values 0, 1 (-1, cloudmask's shadow,
+  also replaces) or its nodata, anything else is refused. Clear pixels keep the input value
+  exactly (the harmonised DN with ``pb04_offset``), and are kept even where S1 is missing, since
+  they need no prediction. **Flagged pixels that cannot be predicted** (no valid S1 there,
+  outside the S1 footprint) **keep their input value too** (cloudy, but never nodata where the
+  input had data); :attr:`PredictResult.kept_unpredicted_fraction` says how many.
+* **S1 coverage.** :attr:`PredictResult.sar_coverage` is the fraction of valid optical pixels
+  with a valid S1 value; the CLI warns when it is below 100 % (without ``--keep-clear`` the
+  output is nodata elsewhere).
+* **Input scales** (:mod:`cloudfree.io.checks`, on a decimated sample before any tile is run):
+  the optical file must hold L1C DN (``optical_scale="reflectance"`` multiplies 0..1 floats by
+  10000), S1 dB (``sar_units="linear"`` converts), with ``sar_nodata`` / ``sar_bands`` to
+  declare a fill value or the file's polarisations (see
+  :class:`~cloudfree.predict.align.SarOnGrid`).
 * **GDAL block cache.** Reads go through GDAL's block cache, which by default grows to 5 % of
   RAM; unless ``GDAL_CACHEMAX`` is set in the environment it is limited to ``gdal_cache_mb``
   (64 MiB) while predicting, so that memory does not grow with the scene.
@@ -60,10 +72,19 @@ from cloudfree import __version__
 from cloudfree.bands import S2_L1C, harmonize_pb04
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info
+from cloudfree.io.checks import OPTICAL_SCALES, SAR_UNITS, parse_sar_bands, sample_shape
+from cloudfree.io.geotiff import describe_read_error
+from cloudfree.io.outputs import check_output, same_file
 from cloudfree.models.api import run_model
 from cloudfree.normalization import denormalize_optical, normalize_optical, normalize_sar
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid
-from cloudfree.predict.inputs import band_positions, file_band_names, resolve_optical_nodata
+from cloudfree.predict.inputs import (
+    band_positions,
+    check_optical_file,
+    file_band_names,
+    optical_factor,
+    resolve_optical_nodata,
+)
 from cloudfree.predict.quicklook import QuicklookCollector, save_png
 from cloudfree.predict.tiling import RowAccumulator, TileGrid
 from cloudfree.predict.weights import LoadedModel
@@ -97,6 +118,10 @@ class PredictOptions:
     file_bands: str | Sequence[str] | None = None
     pb04_offset: bool = False
     optical_nodata: float | str | None = "auto"
+    optical_scale: str = "dn"
+    sar_units: str = "db"
+    sar_nodata: float | None = None
+    sar_bands: str | None = None
     keep_clear: bool = False
     replace_shadow: bool = False
     mask: Path | None = None
@@ -130,6 +155,13 @@ class PredictOptions:
             )
         if self.mask_dilation is not None and self.mask_dilation < 0:
             raise ConfigError(f"mask dilation must be >= 0, got {self.mask_dilation}")
+        if self.optical_scale not in OPTICAL_SCALES:
+            raise ConfigError(
+                f"optical scale must be one of {list(OPTICAL_SCALES)}, got {self.optical_scale!r}"
+            )
+        if self.sar_units not in SAR_UNITS:
+            raise ConfigError(f"SAR units must be one of {list(SAR_UNITS)}, got {self.sar_units!r}")
+        parse_sar_bands(self.sar_bands)
 
 
 @dataclass
@@ -147,24 +179,22 @@ class PredictResult:
     seconds: float
     quicklook: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: Fraction of valid optical pixels with a valid S1 value (None: nothing was read).
+    sar_coverage: float | None = None
+    #: ``--keep-clear``: fraction of the scene flagged for replacement but kept as input
+    #: because no prediction was possible there (no valid S1).
+    kept_unpredicted_fraction: float | None = None
 
 
 # ----------------------------------------------------------------------------- helpers
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _check_output(out: Path, inputs: Sequence[Path | None], overwrite: bool) -> None:
-    for p in inputs:
-        if p is not None and _same_path(out, p):
-            raise InputFileError(out, "the output would overwrite an input; choose another name")
-    if out.is_dir():
-        raise InputFileError(out, "is a directory, expected an output file name")
-    if out.exists() and not overwrite:
-        raise InputFileError(out, "already exists; pass --overwrite to replace it")
+def _run_inputs(loaded: LoadedModel, optical: Path, sar: Path, mask: Path | None) -> list[Path]:
+    """Every file the run reads: optical, SAR, mask and the weights (a file, or a directory's
+    files), for :func:`cloudfree.io.outputs.check_output`."""
+    weights = Path(loaded.weights_path)
+    files = [optical, sar, weights] + ([mask] if mask is not None else [])
+    if weights.is_dir():
+        files += [f for f in weights.iterdir() if f.is_file()]
+    return files
 
 
 def _gdal_env(cache_mb: int) -> rasterio.Env:
@@ -201,8 +231,10 @@ class _ReplaceMask:
         try:
             m = self.source.read(1, window=Window(0, r0, width, r1 - r0))
         except RasterioError as exc:
-            raise InputFileError(self.source.name, f"could not read pixel data ({exc})") from None
+            name = self.source.name
+            raise InputFileError(name, describe_read_error(exc, name)) from None
         nod = self.source.nodata
+        _check_mask_values(m, nod, self.source.name)
         rep = m != 0
         if np.issubdtype(m.dtype, np.floating):
             rep |= np.isnan(m)
@@ -218,8 +250,16 @@ class _ReplaceMask:
 
 def _open_mask_file(path: Path, grid: RasterInfo, dilation: int) -> _ReplaceMask:
     src = open_raster(path)
+    if src.count != 1:
+        n = src.count
+        src.close()
+        raise InputFileError(
+            path,
+            f"has {n} bands; a --keep-clear mask has exactly one (0 keep, non-zero replace), "
+            "e.g. the output of `cloudfree cloudmask`",
+        )
     ok = (
-        src.count >= 1
+        src.height > 0
         and (src.height, src.width) == (grid.height, grid.width)
         and src.crs == grid.crs
         and src.transform.almost_equals(grid.transform)
@@ -231,7 +271,35 @@ def _open_mask_file(path: Path, grid: RasterInfo, dilation: int) -> _ReplaceMask
             f"is not on the optical grid ({src.width}x{src.height}, {src.crs}; expected "
             f"{grid.width}x{grid.height}, {grid.crs} with the same transform)",
         )
-    return _ReplaceMask(None, src, dilation, f"file {path.name} (non-zero = replace)")
+    mask = _ReplaceMask(None, src, dilation, f"file {path.name} (non-zero = replace)")
+    try:
+        sample = src.read(1, out_shape=sample_shape(src.height, src.width))
+        _check_mask_values(sample, src.nodata, path)
+    except (InputFileError, RasterioError) as exc:
+        src.close()
+        if isinstance(exc, InputFileError):
+            raise
+        raise InputFileError(path, describe_read_error(exc, path)) from None
+    return mask
+
+
+#: Values a --keep-clear mask may hold (besides its nodata): cloudmask's encoding.
+_MASK_VALUES = (-1, 0, 1)
+
+
+def _check_mask_values(m: np.ndarray, nodata: float | None, path: Any) -> None:
+    ok = np.isin(m, _MASK_VALUES)
+    if np.issubdtype(m.dtype, np.floating):
+        ok |= np.isnan(m)
+    if nodata is not None and not np.isnan(nodata):
+        ok |= m == nodata
+    if not ok.all():
+        bad = np.unique(m[~ok])[:5]
+        raise InputFileError(
+            path,
+            f"holds values other than 0, 1 (-1 shadow) and its nodata, e.g. "
+            f"{', '.join(f'{v:g}' for v in bad)}; a --keep-clear mask is 0 (keep) or 1 (replace)",
+        )
 
 
 def _rule_based_mask(
@@ -251,10 +319,13 @@ def _rule_based_mask(
     try:
         dn = src.read(idx).astype(np.float32, copy=False)
     except RasterioError as exc:
-        raise InputFileError(info.path, f"could not read pixel data ({exc})") from None
+        raise InputFileError(info.path, describe_read_error(exc, info.path)) from None
     bad = ~np.isfinite(dn).all(axis=0)
     if nodata is not None and not np.isnan(nodata):
         bad |= (dn == np.float32(nodata)).any(axis=0)
+    factor = optical_factor(opts.optical_scale)
+    if factor != 1.0:
+        dn *= np.float32(factor)
     if opts.pb04_offset:
         dn = harmonize_pb04(dn)
     mask = compute_cloud_mask(np.nan_to_num(dn), "rule_based", valid=~bad)
@@ -295,7 +366,12 @@ def predict_scene(
     opts.validate()
     t0 = time.perf_counter()
     optical, sar, out = Path(optical), Path(sar), Path(out)
-    _check_output(out, [optical, sar, opts.mask], opts.overwrite)
+    inputs = _run_inputs(loaded, optical, sar, opts.mask)
+    check_output(out, inputs=inputs, overwrite=opts.overwrite)
+    if opts.quicklook is not None:
+        if same_file(opts.quicklook, out):
+            raise ConfigError("the quicklook and the output must be different files")
+        check_output(opts.quicklook, inputs=inputs, overwrite=opts.overwrite, what="quicklook")
     info = raster_info(optical)
     positions = band_positions(info, loaded.bands, opts.file_bands)
     nodata = resolve_optical_nodata(info, opts.optical_nodata)
@@ -307,8 +383,6 @@ def predict_scene(
                 f"a quicklook needs B04, B03 and B02 but model {loaded.name!r} predicts "
                 f"{','.join(loaded.bands.names)}"
             )
-        if _same_path(opts.quicklook, out):
-            raise ConfigError("the quicklook and the output must be different files")
         try:
             import PIL  # noqa: F401  (checked before the long run, used at its end)
         except ImportError:
@@ -319,7 +393,9 @@ def predict_scene(
         src = open_raster(optical)
         replace: _ReplaceMask | None = None
         try:
-            with SarOnGrid(sar, info) as s1:
+            check_optical_file(src, info, positions, nodata, opts.optical_scale)
+            s1_opts = {"units": opts.sar_units, "nodata": opts.sar_nodata, "bands": opts.sar_bands}
+            with SarOnGrid(sar, info, **s1_opts) as s1:
                 if opts.keep_clear:
                     if opts.mask is not None:
                         dil = opts.mask_dilation or 0
@@ -364,6 +440,8 @@ def predict_scene(
         seconds=time.perf_counter() - t0,
         quicklook=ql_path,
         tags=tags,
+        sar_coverage=(run.n_both / run.n_opt) if run.n_opt else None,
+        kept_unpredicted_fraction=(run.n_kept_unpredicted / n_pix) if replace is not None else None,
     )
 
 
@@ -428,19 +506,28 @@ class _SceneRun:
         self.n_replaced = 0
         self.n_opt = 0
         self.n_sar = 0
+        self.n_both = 0
+        self.n_kept_unpredicted = 0
+        self.factor = np.float32(optical_factor(opts.optical_scale))
 
     # -------------------------------------------------------------- reading
     def _read_optical(self, window: Window) -> np.ndarray:
         try:
-            return self.src.read(self.indexes, window=window).astype(np.float32, copy=False)
+            arr = self.src.read(self.indexes, window=window).astype(np.float32, copy=False)
         except RasterioError as exc:
-            raise InputFileError(self.info.path, f"could not read pixel data ({exc})") from None
+            raise InputFileError(self.info.path, describe_read_error(exc, self.info.path)) from None
+        if self.factor != 1:
+            arr *= self.factor  # 0..1 reflectance to DN (--optical-scale reflectance)
+        return arr
 
     def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g, p = self.grid, self.loaded.protocol
         window = Window(col, row, g.tile_w, g.tile_h)
         opt, opt_valid = normalize_optical(
-            self._read_optical(window), p, pb04_offset=self.opts.pb04_offset, nodata=self.nodata
+            self._read_optical(window),
+            p,
+            pb04_offset=self.opts.pb04_offset,
+            nodata=None if self.nodata is None else self.nodata * float(self.factor),
         )
         sar, sar_valid = normalize_sar(self.s1.read(window), p, bands=SAR_BANDS)
         flags = opt_valid.astype(np.uint8) * _OPT_VALID + sar_valid.astype(np.uint8) * _SAR_VALID
@@ -559,6 +646,7 @@ class _SceneRun:
         predicted = opt_ok & sar_ok & np.isfinite(dn).all(axis=0)
         self.n_opt += int(opt_ok.sum())
         self.n_sar += int(sar_ok.sum())
+        self.n_both += int((opt_ok & sar_ok).sum())
         keep = np.zeros_like(opt_ok)
         inp: np.ndarray | None = None
         window = Window(c0, row, c1 - c0, n)
@@ -568,9 +656,11 @@ class _SceneRun:
                 inp = harmonize_pb04(inp)
         if rep_rows is not None:
             rep = rep_rows[:, c0:c1]
-            keep = opt_ok & ~rep
             predicted &= rep
+            # clear pixels, and flagged pixels that could not be predicted (no S1): input kept
+            keep = opt_ok & ~predicted
             self.n_replaced += int(predicted.sum())
+            self.n_kept_unpredicted += int((keep & rep).sum())
         written = predicted | keep
         self.n_written += int(written.sum())
 

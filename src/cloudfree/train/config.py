@@ -9,7 +9,7 @@ the error names the bad key and lists the valid keys of its section):
                ``patch_size``, ``val_patch_size``, ``batch_size``, ``val_batch_size``,
                ``num_workers``, ``masks``, ``cloud_mask_method``, ``cloud_threshold``, ``augment``
                {``hflip``, ``vflip``, ``rot90``}, ``seasons``, ``train_split``, ``val_split``,
-               ``limit_train``, ``limit_val``, ``layout``, ``csv_path``
+               ``limit_train``, ``limit_val``, ``layout``, ``csv_path``, ``skip_incomplete``
 ``loss``       ``name`` (see :func:`cloudfree.losses.list_losses`), ``kwargs``
 ``optimizer``  ``name`` (adam, adamw, nadam, sgd), ``lr``, ``betas``, ``eps``,
                ``weight_decay``, ``momentum_decay`` (NAdam), ``momentum`` (SGD)
@@ -172,6 +172,8 @@ class DataConfig(_Section):
     limit_val: PositiveInt | None = None
     layout: Literal["auto", "official", "flat"] = "auto"
     csv_path: str | None = None
+    #: Skip samples with a missing file (warning) instead of failing (``--skip-incomplete``).
+    skip_incomplete: bool = False
 
     @field_validator("seasons", mode="before")
     @classmethod
@@ -430,9 +432,17 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise InputFileError(p, "configuration file not found")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError(
+            p, "is not a text file (not UTF-8); a configuration is a YAML text file"
+        ) from None
+    except OSError as exc:
+        raise InputFileError(p, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputFileError(p, f"is not valid YAML ({exc})") from None
+        raise InputFileError(p, f"is not valid YAML ({' '.join(str(exc).split())})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

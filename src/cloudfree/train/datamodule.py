@@ -326,6 +326,7 @@ def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
         ("seasons", d.seasons, None),
         ("layout", d.layout, "auto"),
         ("csv_path", d.csv_path, None),
+        ("skip_incomplete", d.skip_incomplete, False),
     ):
         if value != default:
             kwargs[key] = value

@@ -51,6 +51,7 @@ from torch.utils.data import Dataset
 
 from cloudfree.errors import CloudfreeError, ConfigError, DatasetError, InputFileError
 from cloudfree.io.atomic import atomic_write_text
+from cloudfree.models.hub import WEIGHTS_NAME
 from cloudfree.models.loading import BEST_CKPT_NAME, CONFIG_FILE, RunLayout
 from cloudfree.train.config import (
     TrainConfig,
@@ -73,6 +74,7 @@ __all__ = [
     "build_trainer",
     "check_config",
     "default_run_dir",
+    "holds_training_state",
     "load_init_weights",
     "load_run_config",
     "prepare_run",
@@ -209,13 +211,14 @@ def load_init_weights(model: nn.Module, config: TrainConfig) -> None:
             f"model.init_weights: {path} holds weights of model {saved_name!r}, "
             f"but model.name is {name!r}"
         )
+    from cloudfree.models.state import load_state_dict_strict
+
     try:
-        model.load_state_dict(source.state_dict(), strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+        load_state_dict_strict(model, source.state_dict())
+    except ConfigError as exc:
         raise ConfigError(
             f"model.init_weights: the weights in {path} do not fit model {name!r} with "
-            f"kwargs {config.model.kwargs}: {first}"
+            f"kwargs {config.model.kwargs}: {exc}"
         ) from None
 
 
@@ -253,8 +256,34 @@ class PreparedRun:
         return self.layout.weights_dir
 
 
+def holds_training_state(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds something a run trained: a Lightning checkpoint
+    (``checkpoints/*.ckpt``) or exported weights (``weights/*/model.safetensors``).
+
+    A run directory holding only ``config.yaml`` (and logs) is what an attempt leaves when it
+    failed before its first checkpoint (for example on a corrupt training file): there is
+    nothing to keep or resume, so :func:`prepare_run` may start it afresh.
+    """
+    layout = RunLayout(Path(run_dir))
+    if layout.checkpoint_dir.is_dir() and any(layout.checkpoint_dir.glob("*.ckpt")):
+        return True
+    return layout.weights_dir.is_dir() and any(layout.weights_dir.glob(f"*/{WEIGHTS_NAME}"))
+
+
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or ``None`` for a run that starts from step 0.
+
+    Decisions (a failed attempt must be retryable): a fresh run refuses a directory that
+    :func:`holds_training_state` (``--resume`` or another ``--out``); a directory with only
+    the ``config.yaml`` (and logs) of an attempt that stopped before its first checkpoint is
+    started afresh, both by a plain retry and by ``--resume`` (which then has nothing to
+    resume; the CLI says so). ``--resume`` of a directory with checkpoints but no
+    ``last.ckpt`` is refused.
+    """
     last = RunLayout(run_dir).last_checkpoint
+    if resume and not last.is_file() and not holds_training_state(run_dir):
+        if RunLayout(run_dir).config_file.is_file():
+            return None  # nothing was trained: start afresh
     if resume:
         if not last.is_file():
             raise ConfigError(f"--resume: {last} not found (nothing to resume in {run_dir})")
@@ -270,11 +299,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path | N
         return last
     # other ranks start while (or after) rank 0 writes config.yaml: only rank 0 checks
     fresh_check = _env_rank_is_zero()
-    if (
-        fresh_check
-        and run_dir.exists()
-        and (last.exists() or RunLayout(run_dir).config_file.exists())
-    ):
+    if fresh_check and run_dir.exists() and (last.exists() or holds_training_state(run_dir)):
         raise ConfigError(
             f"{run_dir} already holds a training run; pass --resume to continue it or choose "
             "another --out"
