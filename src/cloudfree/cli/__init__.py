@@ -91,8 +91,92 @@ def install_sigterm_handler() -> None:
             signal.signal(signal.SIGTERM, _terminate)
 
 
+#: name -> (module of ``cloudfree.cli``, attribute, one-line help as ``cloudfree --help`` shows
+#: it). Commands are imported only when run (or asked for their own help), so ``cloudfree
+#: --help`` does not import torch, rasterio or scipy; tests/test_cli_lazy.py checks that each
+#: line equals the command's own short help.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "cloudmask": (
+        "cloudmask_cmd",
+        "cloudmask",
+        "Write the cloud/shadow mask of CLOUDY (13-band S2 L1C GeoTIFF) to OUT.",
+    ),
+    "data": ("data_cmd", "data", "Dataset tools."),
+    "demo": (
+        "demo_cmd",
+        "demo",
+        "Run the built-in demo on synthetic data (no data or weights needed).",
+    ),
+    "evaluate": (
+        "evaluate_cmd",
+        "evaluate",
+        "Compute PSNR, SSIM, SAM, MAE and RMSE, in one of two modes.",
+    ),
+    "models": (
+        "models_cmd",
+        "models",
+        "Registered models: list them, convert official checkpoints.",
+    ),
+    "predict": (
+        "predict_cmd",
+        "predict",
+        "Remove clouds from whole Sentinel-2 scenes with Sentinel-1 (no target needed).",
+    ),
+    "recipes": (
+        "train_cmd",
+        "recipes",
+        "Shipped training recipes (paper settings): list them, show one.",
+    ),
+    "report": (
+        "report_cmd",
+        "report",
+        "Write an HTML report (metrics table, PSNR per cloud-cover bin, panels) of RUN_DIR.",
+    ),
+    "train": (
+        "train_cmd",
+        "train",
+        "Train a cloud-removal model (Lightning) from a recipe or a config file.",
+    ),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import and return the command ``name`` of :data:`COMMANDS`."""
+    import importlib
+
+    module, attr, _ = COMMANDS[name]
+    return getattr(importlib.import_module(f"cloudfree.cli.{module}"), attr)
+
+
 class _Group(click.Group):
-    """A click group that reports cloudfree's own errors, and OS errors, as one clear line."""
+    """A click group that reports cloudfree's own errors, and OS errors, as one clear line,
+    and imports a sub-command only when it is used (:data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in COMMANDS:
+            return load_command(cmd_name)
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the stored one-line helps (no import of any command)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in COMMANDS:
+                text = click.utils.make_default_short_help(COMMANDS[name][2], limit)
+            else:
+                text = self.commands[name].get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         install_sigterm_handler()
@@ -113,20 +197,3 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="cloudfree")
 def main() -> None:
     """cloudfree: remove clouds from Sentinel-2 imagery with Sentinel-1 SAR."""
-
-
-def _register() -> None:
-    from cloudfree.cli.cloudmask_cmd import cloudmask
-    from cloudfree.cli.data_cmd import data
-    from cloudfree.cli.demo_cmd import demo
-    from cloudfree.cli.evaluate_cmd import evaluate
-    from cloudfree.cli.models_cmd import models
-    from cloudfree.cli.predict_cmd import predict
-    from cloudfree.cli.report_cmd import report
-    from cloudfree.cli.train_cmd import recipes, train
-
-    for command in (cloudmask, data, demo, evaluate, models, predict, recipes, report, train):
-        main.add_command(command)
-
-
-_register()
