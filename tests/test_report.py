@@ -168,6 +168,12 @@ def test_report_of_an_evaluation_with_panels(tmp_path: Path) -> None:
     text = (ev / "report.html").read_text()
     assert "Test patches, from low to high cloud cover" in text
     assert text.count("data:image/png;base64,") == 1 + 2 * 5
+    assert "rendered 2 of 2 panels into" in result.output
+    # asking for more panels than the split has says how many were rendered
+    n_test = len(table)
+    more = CliRunner().invoke(main, ["report", str(ev), "--panels", "50", "--overwrite"])
+    assert more.exit_code == 0, more.output
+    assert f"rendered {n_test} of 50 panels (the split has {n_test} samples)" in more.output
 
 
 def _chromium() -> str | None:

@@ -146,8 +146,12 @@ def report(
 
     if panels:
         inputs = load_report_inputs(run_dir)
-        click.echo(f"rendering {panels} panels into {run_dir / 'panels'}")
-        _render_panels(run_dir, inputs.summary, panels, checkpoint=checkpoint, data_root=data_root)
+        manifest = _render_panels(
+            run_dir, inputs.summary, panels, checkpoint=checkpoint, data_root=data_root
+        )
+        rendered = len(manifest["samples"])
+        note = f" (the split has {rendered} samples)" if rendered < panels else ""
+        click.echo(f"rendered {rendered} of {panels} panels{note} into {run_dir / 'panels'}")
     elif checkpoint is not None or data_root is not None:
         raise click.UsageError("--checkpoint and --data are only used with --panels N")
     path = build_report(run_dir, out, title=title, overwrite=overwrite)
