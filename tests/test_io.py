@@ -185,3 +185,21 @@ def test_failed_open_leaves_nothing(tmp_path, kwargs, message):
         with RasterWriter(path, transform=TRANSFORM, **args):
             pytest.fail("the with block must not run")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_outputs_are_strict_json(tmp_path):
+    """NaN and infinities are written as null, never the bare NaN / Infinity of Python's json."""
+    import json
+
+    from cloudfree.io.atomic import atomic_write_json
+
+    path = atomic_write_json(
+        tmp_path / "s.json", {"psnr": float("inf"), "sam": float("nan"), "n": [1.5, float("-inf")]}
+    )
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    assert json.loads(text, parse_constant=refuse) == {"psnr": None, "sam": None, "n": [1.5, None]}

@@ -171,7 +171,7 @@ class _Group(click.Group):
         rows = []
         for name in names:
             if name in COMMANDS:
-                text = click.utils.make_default_short_help(COMMANDS[name][2], limit)
+                text = click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)
             else:
                 text = self.commands[name].get_short_help_str(limit)
             rows.append((name, text))

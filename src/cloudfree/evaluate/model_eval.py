@@ -778,8 +778,9 @@ def write_evaluation(
     """Write ``out_dir/per_image.csv`` and ``out_dir/summary.json``; return their paths.
 
     The CSV has the columns of ``result.columns`` (floats written with ``repr``, so they read
-    back exactly; ``nan`` / ``inf`` as such). The JSON is the summary as is (NaN and
-    infinity written as ``NaN`` / ``Infinity``, which Python's ``json`` reads). Both files are
+    back exactly; ``nan`` / ``inf`` as such). The JSON is the summary in strict JSON: a NaN
+    (a region empty in every image) or an infinite mean (a perfect prediction under
+    ``uncrtaints``) is written as ``null``; ``per_image.csv`` keeps the exact values. Both files are
     written atomically (temporary file, then rename); ``out_dir`` is created if needed.
     """
     out = Path(out_dir)

@@ -196,5 +196,8 @@ def json_compatible(value: Any, *, nonfinite_as_none: bool = False) -> Any:
 
 
 def atomic_write_json(path: str | os.PathLike[str], payload: Any, *, indent: int = 2) -> Path:
-    """Write ``payload`` as JSON (NaN and infinity allowed, as Python writes them) atomically."""
-    return atomic_write_text(path, json.dumps(payload, indent=indent, allow_nan=True) + "\n")
+    """Write ``payload`` atomically as strict JSON, which every JSON reader reads: NaN and
+    infinities become ``null`` (:func:`json_compatible` with ``nonfinite_as_none``), never the
+    bare ``NaN`` / ``Infinity`` that Python's ``json`` writes by default."""
+    strict = json_compatible(payload, nonfinite_as_none=True)
+    return atomic_write_text(path, json.dumps(strict, indent=indent, allow_nan=False) + "\n")
