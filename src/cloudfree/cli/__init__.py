@@ -99,7 +99,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cloudmask": (
         "cloudmask_cmd",
         "cloudmask",
-        "Write the cloud/shadow mask of CLOUDY (13-band S2 L1C GeoTIFF) to OUT.",
+        "Write the cloud/shadow mask of CLOUDY (S2 L1C GeoTIFF, .SAFE or band folder) to OUT.",
     ),
     "data": ("data_cmd", "data", "Dataset tools."),
     "demo": (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from cloudfree.cli._options import optical_input_options
 from cloudfree.cloudmask import CLOUD_MASK_METHODS
 from cloudfree.cloudmask.files import write_cloud_mask_file
 
@@ -33,30 +34,20 @@ __all__ = ["cloudmask"]
     default=None,
     help="Cloud threshold (default: 0.2 for rule_based*, carf; 0.4 for s2cloudless).",
 )
-@click.option(
-    "--pb04-offset",
-    is_flag=True,
-    default=False,
-    help="Remove the +1000 DN offset of processing baseline 04.00 products (after 25 Jan 2022).",
-)
-@click.option(
-    "--optical-scale",
-    type=click.Choice(["dn", "reflectance"]),
-    default="dn",
-    show_default=True,
-    help="Scale of the input: dn (L1C DN) or reflectance (0..1 floats, multiplied by 10000).",
-)
+@optical_input_options
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never CLOUDY).")
 def cloudmask(
     cloudy: Path,
     out: Path,
     method: str,
     threshold: float | None,
+    file_bands: str | None,
+    fill_bands: tuple[str, ...],
     pb04_offset: bool,
     optical_scale: str,
     overwrite: bool,
 ) -> None:
-    """Write the cloud/shadow mask of CLOUDY (13-band S2 L1C GeoTIFF) to OUT.
+    """Write the cloud/shadow mask of CLOUDY (S2 L1C GeoTIFF, .SAFE or band folder) to OUT.
 
     OUT is a single-band int8 GeoTIFF on the input grid: -1 shadow, 0 clear, 1 cloud, and
     -128 (declared nodata) where the input has no valid value.
@@ -69,6 +60,8 @@ def cloudmask(
         pb04_offset=pb04_offset,
         optical_scale=optical_scale,
         overwrite=overwrite,
+        file_bands=file_bands,
+        fills=fill_bands,
     )
     click.echo(
         f"{r.path}: {r.method} mask of {r.width}x{r.height} pixels, "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from cloudfree.cli._options import optical_input_options
 from cloudfree.errors import ConfigError
 
 __all__ = ["predict"]
@@ -22,8 +23,16 @@ def _path(**kw: object) -> click.Path:
 
 
 @click.command("predict")
-@click.option("--optical", type=_path(), help="Cloudy Sentinel-2 GeoTIFF (L1C DN, 13 bands).")
-@click.option("--sar", type=_path(), help="Sentinel-1 GeoTIFF (VV, VH in dB), any CRS/grid.")
+@click.option(
+    "--optical",
+    type=_path(),
+    help="Cloudy Sentinel-2 (L1C DN): a GeoTIFF, a .SAFE product or a folder of per-band files.",
+)
+@click.option(
+    "--sar",
+    type=_path(),
+    help="Sentinel-1 (VV, VH in dB), any CRS/grid: a GeoTIFF or a folder of VV/VH files.",
+)
 @click.option("--out", type=_path(), help="Output GeoTIFF (on the optical grid).")
 @click.option(
     "--list",
@@ -47,31 +56,13 @@ def _path(**kw: object) -> click.Path:
     metavar="KEY=VALUE",
     help="Model constructor argument for an official checkpoint (repeatable).",
 )
-@click.option(
-    "--bands",
-    "file_bands",
-    help="Names of the optical file's bands in file order, when it is not 13-band L1C, "
-    "e.g. B04,B03,B02 or B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B11,B12.",
-)
-@click.option(
-    "--pb04-offset",
-    is_flag=True,
-    help="Remove the +1000 DN offset of processing baseline 04.00 products (after 25 Jan 2022).",
-)
+@optical_input_options
 @click.option(
     "--optical-nodata",
     default="auto",
     show_default=True,
     help="Optical nodata value: auto (declared value, else 0 for integer files), none, or a "
     "number.",
-)
-@click.option(
-    "--optical-scale",
-    type=click.Choice(["dn", "reflectance"]),
-    default="dn",
-    show_default=True,
-    help="Scale of the optical values: dn (L1C DN, reflectance x 10000) or reflectance "
-    "(0..1 floats, multiplied by 10000).",
 )
 @click.option(
     "--sar-units",
@@ -148,9 +139,10 @@ def predict(
     model_name: str | None,
     args: tuple[str, ...],
     file_bands: str | None,
+    fill_bands: tuple[str, ...],
     pb04_offset: bool,
-    optical_nodata: str,
     optical_scale: str,
+    optical_nodata: str,
     sar_units: str,
     sar_nodata: float | None,
     sar_bands: str | None,
@@ -219,6 +211,7 @@ def predict(
         batch_size=batch_size,
         dtype=dtype,
         file_bands=file_bands,  # type: ignore[arg-type]
+        fill_bands=fill_bands,
         pb04_offset=pb04_offset,
         optical_nodata=optical_nodata,
         optical_scale=optical_scale,

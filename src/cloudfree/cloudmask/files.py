@@ -1,10 +1,17 @@
 """Cloud masks of GeoTIFF files: read a 13-band L1C scene, write a georeferenced int8 mask.
 
+The input may be any raster :func:`cloudfree.io.open_raster` opens (a GeoTIFF, a ``.SAFE``
+product or a folder of per-band files); its bands are matched by name to the 13 L1C bands the
+detectors read (:mod:`cloudfree.io.bandmap`: ``file_bands`` / ``--bands``, else the band
+descriptions, else the L1C order). Every detector reads B10, which L2A products lack:
+``fills={"B10": 20}`` (``--fill-band B10``) is the documented adapter (its effect on the masks is
+measured in ``docs/sentinel2_inputs.md``).
+
 The mask is computed over the **whole image** (the rule-based shadow thresholds are
 image-relative, so it is never computed tile by tile) and written on the same grid (CRS and
 transform copied), atomically: on any error no output file appears.
 
-Nodata: when the input declares a nodata value, a pixel whose 13 bands all equal it is invalid;
+Nodata: when the input declares a nodata value, a pixel whose bands all equal it is invalid;
 NaN in any band also makes a pixel invalid. Invalid pixels are excluded from the detectors'
 statistics and written as :data:`MASK_NODATA` (-128), declared as the mask's nodata value (they
 are not "clear": nothing was observed there).
@@ -17,6 +24,7 @@ Input scale: the input must be L1C DN (:func:`cloudfree.io.checks.check_optical_
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -24,14 +32,16 @@ from pathlib import Path
 import numpy as np
 from rasterio.errors import RasterioError
 
-from cloudfree.bands import harmonize_pb04
+from cloudfree.bands import S2_L1C, harmonize_pb04
 from cloudfree.cloudmask._common import check_threshold, validity
 from cloudfree.cloudmask.dispatch import DEFAULT_THRESHOLDS, MASK_ENCODING, compute_cloud_mask
 from cloudfree.cloudmask.rule_based import cloud_cover
 from cloudfree.cloudmask.s2cloudless_adapter import require_s2cloudless
 from cloudfree.errors import InputFileError
-from cloudfree.io import read_raster, write_raster
+from cloudfree.io import open_raster, raster_info, write_raster
+from cloudfree.io.bandmap import map_bands, parse_band_fills
 from cloudfree.io.checks import check_optical_scale
+from cloudfree.io.geotiff import describe_read_error, raster_files
 from cloudfree.io.outputs import check_output
 
 __all__ = ["MASK_NODATA", "MaskFileResult", "nodata_validity", "write_cloud_mask_file"]
@@ -75,6 +85,8 @@ def write_cloud_mask_file(
     pb04_offset: bool = False,
     optical_scale: str = "dn",
     overwrite: bool = False,
+    file_bands: str | Sequence[str] | None = None,
+    fills: Sequence[str] | Mapping[str, float] | None = None,
 ) -> MaskFileResult:
     """Compute the cloud/shadow mask of ``cloudy`` and write it to ``out``.
 
@@ -87,18 +99,27 @@ def write_cloud_mask_file(
     ``encoding``, ``method``, ``threshold``, ``pb04_offset``, ``source`` and ``computed_on``.
     """
     cloudy, out = Path(cloudy), Path(out)
-    check_output(out, inputs=[cloudy], overwrite=overwrite)  # never the input; --overwrite
+    # never the input (or one of its band files); an existing file only with --overwrite
+    check_output(out, inputs=raster_files(cloudy), overwrite=overwrite)
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[method]
     threshold = check_threshold(threshold)
+    fill_values = parse_band_fills(fills)
     if method == "s2cloudless":
         require_s2cloudless()  # fail before reading a possibly large scene
-    raster = read_raster(cloudy, expected_count=13)
-    dn = raster.array
-    check_optical_scale(dn, cloudy, raster.nodata, optical_scale)
-    valid = nodata_validity(dn, raster.nodata)
+    info = raster_info(cloudy)
+    bandmap = map_bands(info, S2_L1C.names, file_bands, fill_values, who=f"the {method} detector")
+    with open_raster(cloudy) as src:
+        try:
+            raw = src.read([p + 1 for p in bandmap.file_positions])
+        except RasterioError as exc:
+            raise InputFileError(cloudy, describe_read_error(exc, cloudy)) from None
+    check_optical_scale(raw, cloudy, info.nodata, optical_scale)
+    valid = nodata_validity(raw, info.nodata)
     if optical_scale == "reflectance":
-        dn = dn.astype(np.float32) * np.float32(10000.0)
+        raw = raw.astype(np.float32) * np.float32(10000.0)
+    dn = bandmap.assemble(raw) if bandmap.fills else raw
+    del raw
     if pb04_offset:
         dn = harmonize_pb04(dn)
     mask = compute_cloud_mask(dn, method, threshold=threshold, valid=valid)
@@ -107,6 +128,7 @@ def write_cloud_mask_file(
         mask[~usable] = MASK_NODATA
     tags = {
         "encoding": MASK_ENCODING,
+        **({"filled_bands": bandmap.describe()} if bandmap.fills else {}),
         "method": method,
         "threshold": repr(float(threshold)),
         "pb04_offset": str(pb04_offset),
@@ -117,8 +139,8 @@ def write_cloud_mask_file(
         write_raster(
             out,
             mask,
-            crs=raster.crs,
-            transform=raster.transform,
+            crs=info.crs,
+            transform=info.transform,
             descriptions=["cloud_mask"],
             tags=tags,
             dtype="int8",

@@ -38,6 +38,7 @@ __all__ = [
     "Window",
     "describe_read_error",
     "open_raster",
+    "raster_files",
     "raster_info",
     "read_raster",
     "write_raster",
@@ -92,16 +93,39 @@ class Raster:
 
 
 def open_raster(path: PathLike) -> Any:
-    """``rasterio.open(path)`` with every failure raised as :class:`InputFileError`."""
+    """``rasterio.open(path)`` with every failure raised as :class:`InputFileError`.
+
+    A folder of single-band files (a Sentinel-2 ``.SAFE`` product, a BigEarthNet patch, S1
+    ``VV``/``VH`` files) opens as one virtual raster of its bands
+    (:func:`cloudfree.io.bandstack.stack_folder`).
+    """
     p = Path(path)
     if not p.exists():
         raise InputFileError(p, "file not found")
     if p.is_dir():
-        raise InputFileError(p, "is a directory, expected a GeoTIFF file")
+        from cloudfree.io.bandstack import stack_folder
+
+        stack = stack_folder(p)
+        try:
+            return rasterio.open(stack.vrt)
+        except Exception as exc:
+            raise InputFileError(
+                p, f"its band files cannot be stacked ({_gdal_cause(exc)})"
+            ) from None
     try:
         return rasterio.open(p)
     except Exception as exc:  # GDAL raises several types for corrupt headers
         raise InputFileError(p, f"not a readable raster ({_gdal_cause(exc, p)})") from None
+
+
+def raster_files(path: PathLike) -> list[Path]:
+    """The files read for raster ``path``: itself, or a folder's band files."""
+    p = Path(path)
+    if p.is_dir():
+        from cloudfree.io.bandstack import stack_folder
+
+        return [p, *stack_folder(p).files]
+    return [p]
 
 
 _VAGUE = "see previous exception"
@@ -140,7 +164,9 @@ def describe_read_error(exc: BaseException, path: PathLike | None = None) -> str
     """
     p = Path(path) if path is not None else None
     kind = "raster"
-    if p is None or p.suffix.lower() in (".tif", ".tiff", ".gtiff", ""):
+    if p is not None and p.is_dir():
+        kind = "band file"
+    elif p is None or p.suffix.lower() in (".tif", ".tiff", ".gtiff", ""):
         kind = "GeoTIFF"
     return f"could not read pixel data: truncated or corrupt {kind} ({_gdal_cause(exc, p)})"
 

@@ -9,6 +9,7 @@
 See the modules' docstrings for every decision (tiling, blending, nodata, band mapping).
 """
 
+from cloudfree.io.bandmap import map_bands, parse_band_list
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid
 from cloudfree.predict.batch import (
     BatchResult,
@@ -18,7 +19,7 @@ from cloudfree.predict.batch import (
     read_scene_list,
     shard,
 )
-from cloudfree.predict.inputs import band_positions, parse_band_list, resolve_optical_nodata
+from cloudfree.predict.inputs import resolve_optical_nodata
 from cloudfree.predict.quicklook import QuicklookCollector, render_side_by_side
 from cloudfree.predict.scene import OUTPUT_DTYPES, PredictOptions, PredictResult, predict_scene
 from cloudfree.predict.tiling import RowAccumulator, TileGrid, blend_weights, tile_starts
@@ -36,7 +37,7 @@ __all__ = [
     "SarOnGrid",
     "SceneJob",
     "TileGrid",
-    "band_positions",
+    "map_bands",
     "blend_weights",
     "distributed_rank",
     "load_model",

@@ -72,19 +72,14 @@ from cloudfree import __version__
 from cloudfree.bands import S2_L1C, harmonize_pb04
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info
+from cloudfree.io.bandmap import BandMap, map_bands, parse_band_fills
 from cloudfree.io.checks import OPTICAL_SCALES, SAR_UNITS, parse_sar_bands, sample_shape
-from cloudfree.io.geotiff import describe_read_error
+from cloudfree.io.geotiff import describe_read_error, raster_files
 from cloudfree.io.outputs import check_output, same_file
 from cloudfree.models.api import run_model
 from cloudfree.normalization import denormalize_optical, normalize_optical, normalize_sar
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid
-from cloudfree.predict.inputs import (
-    band_positions,
-    check_optical_file,
-    file_band_names,
-    optical_factor,
-    resolve_optical_nodata,
-)
+from cloudfree.predict.inputs import check_optical_file, optical_factor, resolve_optical_nodata
 from cloudfree.predict.quicklook import QuicklookCollector, save_png
 from cloudfree.predict.tiling import RowAccumulator, TileGrid
 from cloudfree.predict.weights import LoadedModel
@@ -116,6 +111,7 @@ class PredictOptions:
     batch_size: int = 4
     dtype: str = "uint16"
     file_bands: str | Sequence[str] | None = None
+    fill_bands: Sequence[str] | None = None
     pb04_offset: bool = False
     optical_nodata: float | str | None = "auto"
     optical_scale: str = "dn"
@@ -162,6 +158,7 @@ class PredictOptions:
         if self.sar_units not in SAR_UNITS:
             raise ConfigError(f"SAR units must be one of {list(SAR_UNITS)}, got {self.sar_units!r}")
         parse_sar_bands(self.sar_bands)
+        parse_band_fills(self.fill_bands)
 
 
 @dataclass
@@ -191,7 +188,8 @@ def _run_inputs(loaded: LoadedModel, optical: Path, sar: Path, mask: Path | None
     """Every file the run reads: optical, SAR, mask and the weights (a file, or a directory's
     files), for :func:`cloudfree.io.outputs.check_output`."""
     weights = Path(loaded.weights_path)
-    files = [optical, sar, weights] + ([mask] if mask is not None else [])
+    files = [*raster_files(optical), *raster_files(sar), weights]
+    files += [mask] if mask is not None else []
     if weights.is_dir():
         files += [f for f in weights.iterdir() if f.is_file()]
     return files
@@ -307,25 +305,27 @@ def _rule_based_mask(
 ) -> _ReplaceMask:
     from cloudfree.cloudmask import compute_cloud_mask
 
-    names = file_band_names(info, opts.file_bands)
-    missing = [b for b in S2_L1C.names if b not in names]
-    if missing:
-        raise InputFileError(
-            info.path,
-            f"lacks band(s) {','.join(missing)}: --keep-clear computes the rule-based cloud mask, "
-            "which needs all 13 L1C bands; give a mask on the optical grid with --mask instead",
-        )
-    idx = [names.index(b) + 1 for b in S2_L1C.names]
+    fills = parse_band_fills(opts.fill_bands)
     try:
-        dn = src.read(idx).astype(np.float32, copy=False)
+        bandmap = map_bands(
+            info, S2_L1C.names, opts.file_bands, fills, who="the rule-based cloud mask"
+        )
+    except InputFileError as exc:
+        raise InputFileError(
+            info.path, f"{exc.problem}; or give a mask on the optical grid with --mask"
+        ) from None
+    try:
+        raw = src.read([p + 1 for p in bandmap.file_positions]).astype(np.float32, copy=False)
     except RasterioError as exc:
         raise InputFileError(info.path, describe_read_error(exc, info.path)) from None
-    bad = ~np.isfinite(dn).all(axis=0)
+    bad = ~np.isfinite(raw).all(axis=0)
     if nodata is not None and not np.isnan(nodata):
-        bad |= (dn == np.float32(nodata)).any(axis=0)
+        bad |= (raw == np.float32(nodata)).any(axis=0)
     factor = optical_factor(opts.optical_scale)
     if factor != 1.0:
-        dn *= np.float32(factor)
+        raw *= np.float32(factor)
+    dn = bandmap.assemble(raw)
+    del raw
     if opts.pb04_offset:
         dn = harmonize_pb04(dn)
     mask = compute_cloud_mask(np.nan_to_num(dn), "rule_based", valid=~bad)
@@ -373,7 +373,8 @@ def predict_scene(
             raise ConfigError("the quicklook and the output must be different files")
         check_output(opts.quicklook, inputs=inputs, overwrite=opts.overwrite, what="quicklook")
     info = raster_info(optical)
-    positions = band_positions(info, loaded.bands, opts.file_bands)
+    fills = parse_band_fills(opts.fill_bands)
+    bandmap = map_bands(info, loaded.bands.names, opts.file_bands, fills)
     nodata = resolve_optical_nodata(info, opts.optical_nodata)
     grid = TileGrid(info.height, info.width, opts.tile_size, opts.overlap)
     if opts.quicklook is not None:
@@ -393,7 +394,7 @@ def predict_scene(
         src = open_raster(optical)
         replace: _ReplaceMask | None = None
         try:
-            check_optical_file(src, info, positions, nodata, opts.optical_scale)
+            check_optical_file(src, info, bandmap, nodata, opts.optical_scale)
             s1_opts = {"units": opts.sar_units, "nodata": opts.sar_nodata, "bands": opts.sar_bands}
             with SarOnGrid(sar, info, **s1_opts) as s1:
                 if opts.keep_clear:
@@ -403,8 +404,8 @@ def predict_scene(
                     else:
                         dil = 2 if opts.mask_dilation is None else opts.mask_dilation
                         replace = _rule_based_mask(src, info, opts, nodata, dil)
-                tags = _tags(loaded, opts, optical, sar, s1, nodata, replace)
-                run = _SceneRun(loaded, opts, info, src, s1, positions, nodata, grid, replace)
+                tags = _tags(loaded, opts, optical, sar, s1, nodata, replace, bandmap)
+                run = _SceneRun(loaded, opts, info, src, s1, bandmap, nodata, grid, replace)
                 quick = QuicklookCollector(info.height, info.width) if rgb else None
                 nodata_out = 0 if opts.dtype == "uint16" else float("nan")
                 with RasterWriter(
@@ -453,9 +454,10 @@ def _tags(
     s1: SarOnGrid,
     nodata: float | None,
     replace: _ReplaceMask | None,
+    bandmap: BandMap,
 ) -> dict[str, str]:
     units = "DN = reflectance x 10000" if opts.dtype == "uint16" else "reflectance"
-    return {
+    tags = {
         "CLOUDFREE_VERSION": __version__,
         "MODEL": loaded.name,
         "WEIGHTS": loaded.weights_path.name,
@@ -474,6 +476,9 @@ def _tags(
         "SOURCE_OPTICAL": optical.name,
         "SOURCE_SAR": sar.name,
     }
+    if bandmap.fills:
+        tags["FILLED_BANDS"] = f"{bandmap.describe()} (constant input, not observed)"
+    return tags
 
 
 class _SceneRun:
@@ -486,7 +491,7 @@ class _SceneRun:
         info: RasterInfo,
         src: Any,
         s1: SarOnGrid,
-        positions: list[int],
+        bandmap: BandMap,
         nodata: float | None,
         grid: TileGrid,
         replace: _ReplaceMask | None,
@@ -496,7 +501,8 @@ class _SceneRun:
         self.info = info
         self.src = src
         self.s1 = s1
-        self.indexes = [p + 1 for p in positions]
+        self.bandmap = bandmap
+        self.indexes = [p + 1 for p in bandmap.file_positions]
         self.nodata = nodata
         self.grid = grid
         self.replace = replace
@@ -518,7 +524,7 @@ class _SceneRun:
             raise InputFileError(self.info.path, describe_read_error(exc, self.info.path)) from None
         if self.factor != 1:
             arr *= self.factor  # 0..1 reflectance to DN (--optical-scale reflectance)
-        return arr
+        return self.bandmap.assemble(arr)
 
     def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g, p = self.grid, self.loaded.protocol
@@ -562,7 +568,7 @@ class _SceneRun:
         from tqdm.auto import tqdm
 
         g = self.grid
-        acc = RowAccumulator(len(self.indexes), g.width, g.tile_h, _BLOCK, g.height)
+        acc = RowAccumulator(len(self.bandmap.names), g.width, g.tile_h, _BLOCK, g.height)
         rows = g.row_starts
         done = 0
         bar = tqdm(
