@@ -35,8 +35,10 @@ Decisions:
   Integer results are rounded to the nearest integer by GDAL.
 * **Nodata.** A band file's declared nodata is used; an integer Sentinel-2 band file without one
   is given 0, Sentinel-2's nodata value (the JP2 files of a ``.SAFE`` declare none). The bilinear
-  kernel skips nodata source pixels (a pixel next to the footprint edge takes its valid
-  neighbours' values), and the stack declares the same nodata value.
+  kernel skips nodata source pixels: a pixel whose kernel holds at least one valid source pixel
+  takes the weighted mean of the valid ones (so next to the footprint edge a 20 m band reaches
+  up to half a fine pixel past it, never a value blended with 0); the stack declares the same
+  nodata value.
 * **Data type.** The band files' type when they share one (``uint16`` for L1C/L2A), else
   ``float32``.
 * **Product level.** ``MSIL1C`` / ``MSIL2A`` in the path, or an L2A ``R10m`` layout, is recorded
