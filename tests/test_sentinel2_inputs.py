@@ -6,6 +6,7 @@ BigEarthNet, Sen1Floods11 and SEN12MS-CR files in ``../shared/data`` are used wh
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -565,3 +566,64 @@ def test_synthetic_scene_of_any_size_can_be_written_as_a_product(tmp_path: Path)
         write_s2_product(tmp_path, s.cloudy_dn[:, :59], crs=s.crs, transform=s.transform)
     p = write_s2_product(tmp_path, s.cloudy_dn, crs=s.crs, transform=s.transform, layout="bands")
     assert len(list(p.glob("*.tif"))) == 13
+
+
+# ------------------------------------------------------------------------------- L2A training
+#: The README's two ``--set`` lines for a model trained without B10.
+L2A_SET_LINES = [
+    "--set",
+    "data.bands=B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B11,B12",
+    "--set",
+    "model.kwargs.in_optical=12",
+]
+
+
+def test_readme_l2a_training_lines_give_a_12_band_model_that_reads_l2a(
+    products, scene, tmp_path: Path
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert " ".join(L2A_SET_LINES) in " ".join(readme.replace("\\\n", " ").split())
+    from cloudfree.synth import write_sen12mscr_synthetic
+
+    root = tmp_path / "data"
+    write_sen12mscr_synthetic(root, patches=8, size=32, seed=0)
+    run = tmp_path / "run"
+    tiny = [
+        "model.kwargs.width=16",
+        "model.kwargs.num_blocks=1",
+        "model.kwargs.layers_per_block=2",
+        "model.kwargs.growth=8",
+        "data.patch_size=16",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "data.val_patch_size=16",
+    ]
+    args = [
+        "train",
+        "--recipe",
+        "glf_cr",
+        "--data",
+        str(root),
+        "--out",
+        str(run),
+        *L2A_SET_LINES,
+        "--set",
+        *tiny,
+    ]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    weights_dir = run / "weights" / "final"
+    cfg = json.loads((weights_dir / "config.json").read_text())
+    assert cfg["bands"] == ",".join(L2A_BANDS) and cfg["kwargs"]["in_optical"] == 12
+    r = predict_scene(
+        load_model(weights_dir),
+        products["bands_L2A"],
+        scene.s1,
+        tmp_path / "l2a.tif",
+        PredictOptions(**FAST),
+    )
+    assert r.bands == L2A_BANDS and r.valid_fraction == 1.0
