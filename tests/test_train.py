@@ -630,3 +630,56 @@ def prepare_run_config(cfg: TrainConfig) -> TrainConfig:
     from cloudfree.train.run import resolve_config
 
     return resolve_config(cfg)
+
+
+def test_cli_train_output_is_quiet_and_ends_with_validation_and_run_dir(
+    data_root: Path, tmp_path: Path
+) -> None:
+    """A real process (Lightning's log handlers hold the real stderr): no tips, device lines,
+    Lightning-internal deprecations or duplicated loader warnings; the final validation
+    metrics and the run directory at the end."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "quiet"
+    cmd = [
+        sys.executable,
+        "-m",
+        "cloudfree",
+        "train",
+        "--recipe",
+        "dsen2cr",
+        "--data",
+        str(data_root),
+        "--out",
+        str(run),
+        "--set",
+        "model.kwargs.width=8",
+        "model.kwargs.num_blocks=1",
+        "data.patch_size=16",
+        "data.val_patch_size=16",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    for noise in (
+        "Tip",
+        "GPU available",
+        "TPU available",
+        "LeafSpec",
+        "logging interval",
+        "worker processes",
+        "Trainable params",
+    ):
+        assert noise not in text, noise
+    lines = res.stdout.strip().splitlines()
+    assert lines[-1] == f"run directory: {run}"
+    final = next(line for line in lines if line.startswith("final validation:"))
+    assert "val/loss" in final and "val/psnr" in final
+    assert any(line.startswith("model dsen2cr: ") and "parameters" in line for line in lines)

@@ -22,6 +22,7 @@ directory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -151,15 +152,30 @@ def train(
             )
         verb = "resuming" if prepared.resume_from is not None else "training"
         click.echo(f"{verb} {prepared.config.model.name} in run directory: {prepared.run_dir}")
+        n_params = sum(p.numel() for p in prepared.model.parameters())
+        click.echo(f"model {prepared.config.model.name}: {n_params:,} parameters")
+        workers, cores = prepared.config.data.num_workers, os.cpu_count() or 1
+        if workers > cores:
+            click.echo(
+                f"warning: data.num_workers={workers} is more than the {cores} CPU core(s) "
+                f"here, which slows loading down (--set data.num_workers={cores})",
+                err=True,
+            )
     try:
         result = run_training(prepared=prepared)
     except CloudfreeError as exc:
         raise with_option_names(exc, TRAIN_OPTION_NAMES) from None
     if result.is_global_zero:
         click.echo(f"finished at step {result.global_step}")
+        if result.val_metrics:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in result.val_metrics.items())
+            click.echo(f"final validation: {shown}")
+        else:
+            click.echo("final validation: none ran (see trainer.val_check_interval)")
         click.echo(f"best weights:  {result.best_weights}")
         click.echo(f"final weights: {result.final_weights}")
         click.echo(f"last checkpoint: {result.last_checkpoint}")
+        click.echo(f"run directory: {result.run_dir}")
 
 
 def _overrides(options: tuple[str, ...], arguments: tuple[str, ...]) -> dict[str, Any]:

@@ -41,11 +41,9 @@ The output directory is refused when it holds anything but an earlier demo's out
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -225,29 +223,18 @@ def _prepare_out(out: Path) -> None:
 
 @contextmanager
 def _quiet_training(threads: int) -> Iterator[None]:
-    """Torch threads for the demo; Lightning's info lines and known harmless warnings off."""
+    """Torch threads for the demo, with Lightning's noise off (:func:`quiet_lightning`)."""
     import torch
 
+    from cloudfree.train.run import quiet_lightning
+
     old_threads = torch.get_num_threads()
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
     torch.set_num_threads(threads)
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
-            for pattern in (
-                r".*LeafSpec.*",
-                r".*does not have many workers.*",
-                r".*smaller than the logging interval.*",
-                r".*Checkpoint directory .* exists and is not empty.*",
-            ):
-                warnings.filterwarnings("ignore", message=pattern)
+        with quiet_lightning():
             yield
     finally:
         torch.set_num_threads(old_threads)
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def _train_overrides(s: DemoSettings, model: str, n_train: int) -> dict[str, Any]:

@@ -37,10 +37,13 @@ command line for the other local ranks (``python -m cloudfree train ...`` works)
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -458,6 +461,7 @@ def build_trainer(prepared: PreparedRun) -> pl.Trainer:
         default_root_dir=str(run_dir),
         use_distributed_sampler=False,
         enable_checkpointing=True,
+        enable_model_summary=False,  # `cloudfree train` prints the parameter count itself
     )
 
 
@@ -472,6 +476,50 @@ class TrainResult:
     global_step: int
     is_global_zero: bool
     module: Any = None  # the trained CloudRemovalModule (its ``.model`` is the network)
+    #: The last validation's metrics (``val/loss``, ``val/psnr``, ...); empty if none ran.
+    val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+#: Lightning and PyTorch messages that say nothing about the run: Lightning's tips (litlogger,
+#: litmodels), a deprecation inside Lightning itself, advice about logging intervals and
+#: loader workers for tiny datasets, and the resume case's "checkpoint directory not empty".
+LIGHTNING_NOISE: tuple[str, ...] = (
+    r".*LeafSpec.*",
+    r".*does not have many workers.*",
+    r".*smaller than the logging interval.*",
+    r".*Checkpoint directory .* is not empty.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*worker processes in total.*",
+)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's info lines (device lines, tips, "fit stopped") and :data:`LIGHTNING_NOISE`
+    off for the duration; warnings and errors still show."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for pattern in LIGHTNING_NOISE:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _val_metrics(trainer: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in trainer.callback_metrics.items():
+        if str(key).startswith("val/"):
+            try:
+                out[str(key)] = float(value)
+            except (TypeError, ValueError):
+                continue
+    return dict(sorted(out.items()))
 
 
 def train(
@@ -501,11 +549,9 @@ def train(
     datamodule = CloudRemovalDataModule(
         cfg, train_dataset=prepared.train_dataset, val_dataset=prepared.val_dataset
     )
-    trainer = build_trainer(prepared)
     ckpt = str(prepared.resume_from) if prepared.resume_from is not None else None
-    with warnings.catch_warnings():
-        # resuming into a run directory that holds checkpoints is the point of resuming
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+    with quiet_lightning():  # resuming into a directory with checkpoints is the point of it
+        trainer = build_trainer(prepared)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     return TrainResult(
         run_dir=prepared.run_dir,
@@ -515,4 +561,5 @@ def train(
         global_step=int(trainer.global_step),
         is_global_zero=bool(trainer.is_global_zero),
         module=module,
+        val_metrics=_val_metrics(trainer),
     )
