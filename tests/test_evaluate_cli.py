@@ -107,6 +107,15 @@ def test_evaluate_directories_returns_rows_and_means(dirs, tmp_path):
     assert rows2[0]["mae"] == pytest.approx(5 * rows[0]["mae"], rel=1e-12)
 
 
+def test_directory_evaluation_shows_a_progress_bar(dirs, capsys):
+    pred_dir, target_dir, _ = dirs
+    rows, _ = evaluate_directories(pred_dir, target_dir, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluate" in err and f"{len(rows)}/{len(rows)}" in err and "image" in err
+    evaluate_directories(pred_dir, target_dir)
+    assert capsys.readouterr().err == ""
+
+
 def test_default_out_is_in_current_directory(dirs, tmp_path, monkeypatch):
     pred_dir, target_dir, _ = dirs
     cwd = tmp_path / "cwd"

@@ -279,6 +279,28 @@ def test_keep_clear_keeps_input_outside_the_sar_footprint(scene, identity, tmp_p
     np.testing.assert_array_equal(read_raster(out).array[:, :, 48:], cloudy[:, :, 48:])
 
 
+def test_list_mode_warns_about_partial_sar_coverage(scene, identity, tmp_path) -> None:
+    arr = read_raster(scene.s1).array.copy()
+    arr[:, :, 72:] = np.nan  # S1 covers three quarters
+    part = _rewrite(scene.s1, tmp_path / "part.tif", arr, nodata=float("nan"))
+    csv = tmp_path / "scenes.csv"
+    csv.write_text(
+        f"optical,sar,out\n{scene.cloudy},{part},a.tif\n{scene.cloudy},{scene.s1},b.tif\n"
+    )
+    res = CliRunner().invoke(
+        main,
+        ["predict", "--list", str(csv), "--out-dir", str(tmp_path / "out"), "--weights",
+         str(identity), "--tile-size", "64", "--overlap", "16", "--quiet"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if "covers only" in line]
+    assert len(warnings) == 1
+    assert (
+        warnings[0].startswith("line 2: Warning: ") and "part.tif covers only 75.0 %" in warnings[0]
+    )
+    assert "the output is nodata where S1 is missing" in warnings[0]
+
+
 def test_predict_cli_sar_flags(scene, identity, reference, tmp_path: Path) -> None:
     s1 = read_raster(scene.s1)
     lin = _rewrite(scene.s1, tmp_path / "lin.tif", (10 ** (s1.array[::-1] / 10)).astype("f4"))

@@ -287,7 +287,7 @@ def _evaluate_dir_mode(
         )
     check_output(out_csv, inputs=_files_under(pred_dir, target_dir), overwrite=overwrite)
     rows, means = evaluate_directories(
-        pred_dir, target_dir, protocol=proto, out_csv=out_csv, bands=bands
+        pred_dir, target_dir, protocol=proto, out_csv=out_csv, bands=bands, progress=True
     )
     labels = _labels(proto)
     width = max(len(s) for s in labels.values())

@@ -182,6 +182,7 @@ def predict(
         read_scene_list,
         resolve_device,
     )
+    from cloudfree.predict.scene import sar_coverage_warning
 
     single = any(v is not None for v in (optical, sar, out))
     if scene_list is not None:
@@ -250,18 +251,9 @@ def predict(
         )
         if r.quicklook is not None:
             click.echo(f"{r.quicklook}: quicklook")
-        if r.sar_coverage is not None and r.sar_coverage < 1.0:
-            kept = (
-                f"; {100 * r.kept_unpredicted_fraction:.1f} % of the scene was flagged cloudy "
-                "but kept its input there (no S1 to predict from)"
-                if r.kept_unpredicted_fraction
-                else ("" if keep_clear else "; the output is nodata where S1 is missing")
-            )
-            click.echo(
-                f"Warning: {sar} covers only {100 * r.sar_coverage:.1f} % of the valid optical "
-                f"pixels{kept}",
-                err=True,
-            )
+        warning = sar_coverage_warning(r, sar)
+        if warning is not None:
+            click.echo(warning, err=True)
         return
 
     res = predict_many(

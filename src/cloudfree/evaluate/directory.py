@@ -165,6 +165,7 @@ def evaluate_directories(
     protocol: str | MetricProtocol = "uncrtaints",
     out_csv: str | os.PathLike[str] | None = None,
     bands: str | Sequence[str] | BandSet | None = None,
+    progress: bool = False,
 ) -> tuple[list[dict[str, float | str]], dict[str, float]]:
     """Metrics of every predicted GeoTIFF against the reference of the same file name.
 
@@ -182,6 +183,8 @@ def evaluate_directories(
             :func:`cloudfree.bands.get_band_set`). A 13-band file is sliced; a file with
             exactly that many bands is assumed to hold them in that order. None: all bands
             of the files, whatever their count (pred and target must agree).
+        progress: show a tqdm progress bar (images, on stderr), as ``cloudfree evaluate``
+            does.
 
     Pixel values are Sentinel-2 DN (uint16, reflectance x 10000, no processing-baseline
     offset), scaled by :func:`cloudfree.normalization.normalize_optical` with the
@@ -206,7 +209,11 @@ def evaluate_directories(
     _check_distinct_dirs(pred_dir, target_dir)
     pairs = pair_files(pred_dir, target_dir)
     rows: list[dict[str, float | str]] = []
-    for name, pred_path, target_path in pairs:
+    from tqdm.auto import tqdm
+
+    for name, pred_path, target_path in tqdm(
+        pairs, desc="evaluate", unit="image", disable=not progress, dynamic_ncols=True
+    ):
         if _same_file(pred_path, target_path):
             raise InputFileError(
                 pred_path, f"is the same file as its target {target_path}; nothing to evaluate"

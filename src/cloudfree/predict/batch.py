@@ -40,7 +40,12 @@ from pathlib import Path
 
 from cloudfree.errors import CloudfreeError, ConfigError, InputFileError
 from cloudfree.io.atomic import remove_stale_temporaries
-from cloudfree.predict.scene import PredictOptions, PredictResult, predict_scene
+from cloudfree.predict.scene import (
+    PredictOptions,
+    PredictResult,
+    predict_scene,
+    sar_coverage_warning,
+)
 from cloudfree.predict.weights import LoadedModel
 
 __all__ = [
@@ -222,7 +227,9 @@ def predict_many(
 
     ``options`` apply to every scene (its ``mask`` and ``quicklook`` are replaced by the row's);
     ``quicklooks=True`` writes ``<out stem>.png`` next to each output whose row names none.
-    ``on_message`` receives one line per skipped or failed scene (the CLI prints them).
+    ``on_message`` receives one line per skipped or failed scene, and per scene whose S1
+    covers only part of it (:func:`~cloudfree.predict.scene.sar_coverage_warning`); the CLI
+    prints them.
     """
     from tqdm.auto import tqdm
 
@@ -261,6 +268,9 @@ def predict_many(
                 say(f"FAILED line {job.line}: {exc}")
                 continue
             result.done.append(res)
+            warning = sar_coverage_warning(res, job.sar)
+            if warning is not None:
+                say(f"line {job.line}: {warning}")
     finally:
         bar.close()
     return result

@@ -89,6 +89,7 @@ __all__ = [
     "PredictOptions",
     "PredictResult",
     "predict_scene",
+    "sar_coverage_warning",
 ]
 
 #: Output data types: DN (uint16, nodata 0) or reflectance (float32, nodata NaN).
@@ -181,6 +182,26 @@ class PredictResult:
     #: ``--keep-clear``: fraction of the scene flagged for replacement but kept as input
     #: because no prediction was possible there (no valid S1).
     kept_unpredicted_fraction: float | None = None
+
+
+def sar_coverage_warning(result: PredictResult, sar: str | os.PathLike[str]) -> str | None:
+    """The warning for a scene whose S1 covers only part of the valid optical pixels (None
+    when it covers all): the percentage, and what the output holds where S1 is missing."""
+    if result.sar_coverage is None or result.sar_coverage >= 1.0:
+        return None
+    if result.kept_unpredicted_fraction:
+        what = (
+            f"; {100 * result.kept_unpredicted_fraction:.1f} % of the scene was flagged cloudy "
+            "but kept its input there (no S1 to predict from)"
+        )
+    elif result.replaced_fraction is not None:
+        what = ""
+    else:
+        what = "; the output is nodata where S1 is missing"
+    return (
+        f"Warning: {sar} covers only {100 * result.sar_coverage:.1f} % of the valid optical "
+        f"pixels{what}"
+    )
 
 
 # ----------------------------------------------------------------------------- helpers
