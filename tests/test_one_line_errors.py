@@ -7,7 +7,6 @@ import argparse
 import collections
 import json
 import logging
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -30,6 +29,7 @@ from cloudfree.models.state import describe_state_mismatch, load_state_dict_stri
 from cloudfree.synth import write_sen12mscr_synthetic
 from cloudfree.train import load_yaml_config
 from cloudfree.train.run import holds_training_state
+from disk_helpers import read_only_dir
 
 TINY_DSEN2CR = {"width": 8, "num_blocks": 1}
 #: ``train`` options of a CPU smoke run of a tiny DSen2-CR (2 steps, one validation batch)
@@ -353,22 +353,18 @@ def test_output_under_a_file_is_one_line(name: str, data_root: Path, tmp_path: P
     assert blocker.read_bytes() == b"keep me"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
 @pytest.mark.parametrize("name", COMMANDS)
 def test_read_only_output_directory_is_one_line(name: str, data_root: Path, tmp_path: Path) -> None:
+    """chmod 555 for a normal user; a tmpfs remounted read-only for root (disk_helpers)."""
     ro = tmp_path / "ro"
-    ro.mkdir()
     args = _command(name, data_root, tmp_path, ro)
     if name == "evaluate":
         args[4] = tmp_path / "tgt"
         (tmp_path / "tgt").mkdir()
         shutil.copy(tmp_path / "a.tif", tmp_path / "tgt" / "a.tif")
-    ro.chmod(0o555)
-    try:
+    with read_only_dir(ro):
         _one_line_error(_run(*args), str(ro))
         assert list(ro.iterdir()) == []
-    finally:
-        ro.chmod(0o755)
 
 
 def test_worker_errors_are_unwrapped() -> None:

@@ -9,14 +9,12 @@ cleans up like Ctrl-C and stale temporaries of our naming pattern are removed by
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from cloudfree.io.atomic import remove_stale_temporaries, temporary_sibling
 from cloudfree.io.outputs import check_output
 from cloudfree.models import create_model, save_pretrained
 from cloudfree.synth import write_scene_pair
+from disk_helpers import fill_disk, remount_read_only, tmpfs
 
 TILE = ["--tile-size", "32", "--overlap", "8", "--quiet"]
 REPO = Path(__file__).resolve().parents[1]
@@ -198,42 +197,6 @@ def test_models_convert_keeps_existing_weights(tmp_path: Path, weights: Path) ->
 
 
 # ------------------------------------------------------------------ full and read-only disks
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str = "64k") -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(disk: Path) -> None:
-    """Fill ``disk`` to the last byte (unbuffered writes until ENOSPC)."""
-    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        for chunk in (4096, 1):
-            with contextlib.suppress(OSError):
-                while os.write(fd, b"\0" * chunk):
-                    pass
-    finally:
-        os.close(fd)
-
-
-def _read_only(disk: Path) -> None:
-    res = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot remount the tmpfs read-only: {res.stderr.strip()}")
-
-
 @pytest.fixture(scope="module")
 def big_scene(tmp_path_factory: pytest.TempPathFactory):
     """A scene whose cloud mask (compressed) does not fit in a few kB."""
@@ -242,8 +205,8 @@ def big_scene(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.parametrize("case", ["full", "read-only"])
 def test_cloudmask_on_a_full_or_read_only_disk(tmp_path: Path, big_scene, case: str) -> None:
-    with _tmpfs(tmp_path / "disk") as disk:
-        (_fill if case == "full" else _read_only)(disk)
+    with tmpfs(tmp_path / "disk") as disk:
+        (fill_disk if case == "full" else remount_read_only)(disk)
         before = sorted(p.name for p in disk.iterdir())
         out = disk / "mask.tif"
         res = _run("cloudmask", str(big_scene.cloudy), str(out))
@@ -254,9 +217,9 @@ def test_cloudmask_on_a_full_or_read_only_disk(tmp_path: Path, big_scene, case: 
 
 @pytest.mark.parametrize("case", ["full", "read-only"])
 def test_data_synth_on_a_full_or_read_only_disk(tmp_path: Path, case: str) -> None:
-    with _tmpfs(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk") as disk:
         if case == "read-only":
-            _read_only(disk)
+            remount_read_only(disk)
         out = disk / "synth"
         res = _run("data", "synth", str(out), "-n", "3", "-s", "64")
         reason = "no space left on device" if case == "full" else "read-only file system"
@@ -271,8 +234,8 @@ def test_data_synth_on_a_full_or_read_only_disk(tmp_path: Path, case: str) -> No
 
 
 def test_predict_on_a_full_disk(tmp_path: Path, weights: Path, big_scene) -> None:
-    with _tmpfs(tmp_path / "disk") as disk:
-        _fill(disk)
+    with tmpfs(tmp_path / "disk") as disk:
+        fill_disk(disk)
         out = disk / "pred.tif"
         res = _run("predict", "--optical", str(big_scene.cloudy), "--sar", str(big_scene.s1),
                    "--out", str(out), "--weights", str(weights), *TILE)  # fmt: skip
