@@ -204,15 +204,35 @@ def big_scene(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("case", ["full", "read-only"])
-def test_cloudmask_on_a_full_or_read_only_disk(tmp_path: Path, big_scene, case: str) -> None:
+def test_cloudmask_on_a_full_or_read_only_disk(
+    tmp_path: Path, big_scene, case: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     with tmpfs(tmp_path / "disk") as disk:
         (fill_disk if case == "full" else remount_read_only)(disk)
         before = sorted(p.name for p in disk.iterdir())
         out = disk / "mask.tif"
+        capfd.readouterr()
         res = _run("cloudmask", str(big_scene.cloudy), str(out))
         reason = "no space left on device" if case == "full" else "read-only file system"
         _one_line_error(res, str(out), reason)
         assert sorted(p.name for p in disk.iterdir()) == before  # not even 0 bytes, no temp
+        # libtiff's and GDAL's own lines (printed on descriptor 2) give way to our one line
+        err = capfd.readouterr().err
+        assert "_tiff" not in err and "ERROR 1" not in err, err
+
+
+def test_c_level_stderr_is_held_and_passed_on_only_on_success(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from cloudfree.io.cstderr import CStderrHold
+
+    for succeed in (True, False):
+        hold = CStderrHold()
+        with hold.held():
+            os.write(2, b"libtiff: something\n")
+        assert capfd.readouterr().err == ""
+        (hold.release if succeed else hold.close)()
+        assert capfd.readouterr().err == ("libtiff: something\n" if succeed else "")
 
 
 @pytest.mark.parametrize("case", ["full", "read-only"])

@@ -29,6 +29,7 @@ from rasterio.windows import Window
 
 from cloudfree.errors import InputFileError
 from cloudfree.io.atomic import publish, temporary_sibling
+from cloudfree.io.cstderr import CStderrHold
 from cloudfree.io.outputs import write_failure
 
 __all__ = [
@@ -299,6 +300,7 @@ class RasterWriter:
         self._tags = {str(k): str(v) for k, v in (tags or {}).items()}
         self._tmp: Path | None = None
         self._dst: Any = None
+        self._stderr = CStderrHold()
 
     def __enter__(self) -> RasterWriter:
         """Open the temporary file; if opening fails (bad profile, dtype, descriptions or
@@ -306,22 +308,25 @@ class RasterWriter:
         self._tmp = None
         try:
             self._tmp = temporary_sibling(self.path, ".tmp.tif")
-            try:
-                self._dst = rasterio.open(self._tmp, "w", **self._profile)
-            except (OSError, RasterioError) as exc:
-                raise write_failure(self.path, exc) from None
-            if self._descriptions is not None:
-                for i, d in enumerate(self._descriptions, start=1):
-                    if d is not None:
-                        self._dst.set_band_description(i, d)
-            if self._tags:
-                self._dst.update_tags(**self._tags)
+            with self._stderr.held():
+                try:
+                    self._dst = rasterio.open(self._tmp, "w", **self._profile)
+                except (OSError, RasterioError) as exc:
+                    raise write_failure(self.path, exc) from None
+                if self._descriptions is not None:
+                    for i, d in enumerate(self._descriptions, start=1):
+                        if d is not None:
+                            self._dst.set_band_description(i, d)
+                if self._tags:
+                    self._dst.update_tags(**self._tags)
         except BaseException:
             if self._dst is not None:
-                self._dst.close()
+                with self._stderr.held():
+                    self._dst.close()
                 self._dst = None
             if self._tmp is not None:
                 self._tmp.unlink(missing_ok=True)
+            self._stderr.close()
             raise
         return self
 
@@ -333,7 +338,8 @@ class RasterWriter:
         if arr.ndim == 2:
             arr = arr[None]
         try:
-            self._dst.write(arr.astype(self._profile["dtype"], copy=False), window=window)
+            with self._stderr.held():
+                self._dst.write(arr.astype(self._profile["dtype"], copy=False), window=window)
         except (OSError, RasterioError) as exc:
             raise write_failure(self.path, exc) from None
 
@@ -370,20 +376,24 @@ class RasterWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._tmp is not None
         try:
-            try:
-                self._dst.close()
-            except (OSError, RasterioError) as err:
+            with self._stderr.held():
+                try:
+                    self._dst.close()
+                except (OSError, RasterioError) as err:
+                    if exc_type is None:
+                        raise write_failure(self.path, err) from None
                 if exc_type is None:
-                    raise write_failure(self.path, err) from None
+                    self._verify()
+                    if self.cog:
+                        self._to_cog()
             if exc_type is None:
-                self._verify()
-                if self.cog:
-                    self._to_cog()
                 publish(self._tmp, self.path)
+                self._stderr.release()  # complete: GDAL's messages are shown
         finally:
             if self._tmp.exists():
                 self._tmp.unlink()
             self._dst = None
+            self._stderr.close()  # failed: its libtiff lines give way to our one-line error
 
     def _to_cog(self) -> None:
         assert self._tmp is not None
