@@ -167,6 +167,8 @@ def train(
         raise with_option_names(exc, TRAIN_OPTION_NAMES) from None
     if result.is_global_zero:
         click.echo(f"finished at step {result.global_step}")
+        if result.world_size > 1:
+            click.echo(f"processes: {result.world_size} (distributed data parallel)")
         if result.val_metrics:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in result.val_metrics.items())
             click.echo(f"final validation: {shown}")

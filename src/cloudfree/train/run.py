@@ -478,6 +478,8 @@ class TrainResult:
     module: Any = None  # the trained CloudRemovalModule (its ``.model`` is the network)
     #: The last validation's metrics (``val/loss``, ``val/psnr``, ...); empty if none ran.
     val_metrics: dict[str, float] = field(default_factory=dict)
+    #: Number of training processes (DDP ranks) that took part.
+    world_size: int = 1
 
 
 #: Lightning and PyTorch messages that say nothing about the run: Lightning's tips (litlogger,
@@ -562,4 +564,5 @@ def train(
         is_global_zero=bool(trainer.is_global_zero),
         module=module,
         val_metrics=_val_metrics(trainer),
+        world_size=int(trainer.world_size),
     )
