@@ -54,11 +54,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cloudfree.bands import S2_L1C_NAMES
 from cloudfree.errors import InputFileError
+
+if TYPE_CHECKING:
+    from cloudfree.io.geotiff import RasterInfo
 
 __all__ = [
     "BandFile",
@@ -102,21 +106,19 @@ def _canonical_s2(token: str) -> str:
 
 @dataclass(frozen=True)
 class BandFile:
-    """One band file of a folder."""
+    """One band file of a folder: its band name and its metadata."""
 
     name: str  # band name: B01 .. B12, B8A, or VV, VH, HH, HV
-    path: Path
-    width: int
-    height: int
-    dtype: str
-    crs: object
-    transform: object
-    nodata: float | None
+    info: RasterInfo
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
 
     @property
     def pixel_size(self) -> float:
-        t = self.transform
-        return float(max(abs(t.a), abs(t.e)))  # type: ignore[attr-defined]
+        t = self.info.transform
+        return float(max(abs(t.a), abs(t.e)))
 
 
 @dataclass(frozen=True)
@@ -163,25 +165,16 @@ def _candidate_dirs(folder: Path) -> list[Path]:
 
 
 def _describe(path: Path, name: str) -> BandFile:
-    from cloudfree.io.geotiff import open_raster
+    from cloudfree.io.geotiff import raster_info
 
-    with open_raster(path) as src:
-        if src.count != 1:
-            raise InputFileError(
-                path,
-                f"is named as band {name} but holds {src.count} bands; a band folder holds "
-                "one file per band",
-            )
-        return BandFile(
-            name=name,
-            path=path,
-            width=src.width,
-            height=src.height,
-            dtype=src.dtypes[0],
-            crs=src.crs,
-            transform=src.transform,
-            nodata=src.nodata,
+    info = raster_info(path)
+    if info.count != 1:
+        raise InputFileError(
+            path,
+            f"is named as band {name} but holds {info.count} bands; a band folder holds "
+            "one file per band",
         )
+    return BandFile(name=name, info=info)
 
 
 def find_band_files(folder: str | os.PathLike[str]) -> tuple[str, list[BandFile]]:
@@ -242,11 +235,11 @@ def _check_grid(folder: Path, ref: BandFile, bands: Sequence[BandFile]) -> None:
     rb = _bounds(ref)
     tol = ref.pixel_size / 2
     for b in bands:
-        if b.crs != ref.crs:
+        if b.info.crs != ref.info.crs:
             raise InputFileError(
                 b.path,
-                f"is in {b.crs}, but band {ref.name} ({ref.path.name}) is in {ref.crs}; the "
-                f"band files of {folder.name} must share one CRS",
+                f"is in {b.info.crs}, but band {ref.name} ({ref.path.name}) is in "
+                f"{ref.info.crs}; the band files of {folder.name} must share one CRS",
             )
         bb = _bounds(b)
         if any(abs(x - y) > tol for x, y in zip(bb, rb)):
@@ -258,10 +251,9 @@ def _check_grid(folder: Path, ref: BandFile, bands: Sequence[BandFile]) -> None:
 
 
 def _bounds(b: BandFile) -> tuple[float, float, float, float]:
-    t = b.transform
-    x0, y0 = t.c, t.f  # type: ignore[attr-defined]
-    x1 = x0 + t.a * b.width  # type: ignore[attr-defined]
-    y1 = y0 + t.e * b.height  # type: ignore[attr-defined]
+    t, w, h = b.info.transform, b.info.width, b.info.height
+    x0, y0 = t.c, t.f
+    x1, y1 = x0 + t.a * w, y0 + t.e * h
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
@@ -282,9 +274,9 @@ _GDAL_TYPES = {
 
 
 def _band_nodata(sensor: str, b: BandFile) -> float | None:
-    if b.nodata is not None:
-        return float(b.nodata)
-    if sensor == "S2" and np.dtype(b.dtype).kind in "iu":
+    if b.info.nodata is not None:
+        return float(b.info.nodata)
+    if sensor == "S2" and np.dtype(b.info.dtype).kind in "iu":
         return 0.0
     return None
 
@@ -296,13 +288,14 @@ def _num(v: float) -> str:
 def _source_name(b: BandFile, nodata: float | None) -> str:
     """The band file, or (to declare a nodata value it lacks) a one-band VRT around it."""
     path = html.escape(str(b.path.resolve()))
-    if nodata is None or b.nodata is not None:
+    i = b.info
+    if nodata is None or i.nodata is not None:
         return path
-    gt = ", ".join(repr(float(v)) for v in b.transform.to_gdal())  # type: ignore[attr-defined]
+    gt = ", ".join(repr(float(v)) for v in i.transform.to_gdal())
     inner = (
-        f'<VRTDataset rasterXSize="{b.width}" rasterYSize="{b.height}">'
+        f'<VRTDataset rasterXSize="{i.width}" rasterYSize="{i.height}">'
         f"<GeoTransform>{gt}</GeoTransform>"
-        f'<VRTRasterBand dataType="{_GDAL_TYPES[b.dtype]}" band="1">'
+        f'<VRTRasterBand dataType="{_GDAL_TYPES[i.dtype]}" band="1">'
         f"<NoDataValue>{_num(nodata)}</NoDataValue>"
         f'<SimpleSource><SourceFilename relativeToVRT="0">{path}</SourceFilename>'
         "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
@@ -333,15 +326,16 @@ def stack_folder(folder: str | os.PathLike[str]) -> FolderStack:
     sensor, bands = find_band_files(folder)
     ref = min(bands, key=lambda b: b.pixel_size)
     _check_grid(folder, ref, bands)
-    dtypes = {b.dtype for b in bands}
+    dtypes = {b.info.dtype for b in bands}
     dtype = dtypes.pop() if len(dtypes) == 1 else "float32"
     gdal_type = _GDAL_TYPES.get(dtype, "Float32")
     nodatas = {_band_nodata(sensor, b) for b in bands}
     nodatas_clean = {("nan" if v is not None and np.isnan(v) else v) for v in nodatas}
     stack_nodata = next(iter(nodatas)) if len(nodatas_clean) == 1 else None
-    gt = ", ".join(repr(float(v)) for v in ref.transform.to_gdal())  # type: ignore[attr-defined]
-    crs = "" if ref.crs is None else f"<SRS>{html.escape(ref.crs.to_wkt())}</SRS>"  # type: ignore[attr-defined]
-    parts = [f'<VRTDataset rasterXSize="{ref.width}" rasterYSize="{ref.height}">{crs}']
+    r = ref.info
+    gt = ", ".join(repr(float(v)) for v in r.transform.to_gdal())
+    crs = "" if r.crs is None else f"<SRS>{html.escape(r.crs.to_wkt())}</SRS>"
+    parts = [f'<VRTDataset rasterXSize="{r.width}" rasterYSize="{r.height}">{crs}']
     parts.append(f"<GeoTransform>{gt}</GeoTransform>")
     tags = _product_tags(folder, bands)
     parts.append(
@@ -351,7 +345,7 @@ def stack_folder(folder: str | os.PathLike[str]) -> FolderStack:
     )
     for i, b in enumerate(bands, start=1):
         nod = _band_nodata(sensor, b)
-        same = b.pixel_size == ref.pixel_size and (b.width, b.height) == (ref.width, ref.height)
+        same = b.pixel_size == ref.pixel_size and b.info.shape == r.shape
         kind = "SimpleSource" if same else 'ComplexSource resampling="bilinear"'
         end = "SimpleSource" if same else "ComplexSource"
         parts.append(
@@ -360,8 +354,8 @@ def stack_folder(folder: str | os.PathLike[str]) -> FolderStack:
             + ("" if stack_nodata is None else f"<NoDataValue>{_num(stack_nodata)}</NoDataValue>")
             + f'<{kind}><SourceFilename relativeToVRT="0">{_source_name(b, nod)}</SourceFilename>'
             f"<SourceBand>1</SourceBand>"
-            f'<SrcRect xOff="0" yOff="0" xSize="{b.width}" ySize="{b.height}"/>'
-            f'<DstRect xOff="0" yOff="0" xSize="{ref.width}" ySize="{ref.height}"/>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{b.info.width}" ySize="{b.info.height}"/>'
+            f'<DstRect xOff="0" yOff="0" xSize="{r.width}" ySize="{r.height}"/>'
             f"</{end}></VRTRasterBand>"
         )
     parts.append("</VRTDataset>")
