@@ -22,6 +22,7 @@ from cloudfree.models import (
     weights_sha256,
 )
 from cloudfree.normalization import denormalize_optical, normalize_optical, to_reflectance
+from official_layouts import official_dsen2cr_checkpoint
 
 
 def _dsen2cr(seed: int = 0) -> torch.nn.Module:
@@ -32,22 +33,6 @@ def _dsen2cr(seed: int = 0) -> torch.nn.Module:
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def _official_dsen2cr(model: torch.nn.Module, path: Path) -> Path:
-    """``model``'s weights in the layout of the official DSen2-CR release."""
-    state = {
-        "model.0.weight": model.head.weight,
-        "model.0.bias": model.head.bias,
-        "model.2.conv_block.0.weight": model.blocks[0].conv1.weight,
-        "model.2.conv_block.0.bias": model.blocks[0].conv1.bias,
-        "model.2.conv_block.2.weight": model.blocks[0].conv2.weight,
-        "model.2.conv_block.2.bias": model.blocks[0].conv2.bias,
-        "model.3.weight": model.tail.weight,
-        "model.3.bias": model.tail.bias,
-    }
-    torch.save({k: v.detach().clone() for k, v in state.items()}, path)
-    return path
 
 
 # --------------------------------------------------------------------------------- loading
@@ -78,7 +63,7 @@ def test_training_run_directory(tmp_path: Path) -> None:
 
 def test_official_checkpoint_file(tmp_path: Path) -> None:
     source = _dsen2cr(3)
-    ckpt = _official_dsen2cr(source, tmp_path / "dsen2cr.pth")
+    ckpt = official_dsen2cr_checkpoint(source, tmp_path / "dsen2cr.pth")
     loaded = load_model(ckpt, name="dsen2cr", kwargs={"width": 8, "num_blocks": 1})
     assert (loaded.name, loaded.source, loaded.weights_path) == ("dsen2cr", "official", ckpt)
     assert loaded.protocol == "dsen2cr" and loaded.weights_sha256 == weights_sha256(ckpt)
@@ -96,7 +81,7 @@ def test_loading_errors(tmp_path: Path) -> None:
         load_model(wdir, name="glf_cr")
     with pytest.raises(ConfigError, match=r"model arguments \(width\) cannot be given"):
         load_model(wdir, kwargs={"width": 8})
-    ckpt = _official_dsen2cr(_dsen2cr(), tmp_path / "off.pth")
+    ckpt = official_dsen2cr_checkpoint(_dsen2cr(), tmp_path / "off.pth")
     with pytest.raises(ConfigError, match="is a checkpoint file: name its architecture"):
         load_model(ckpt)
     with pytest.raises(InputFileError, match="weights do not fit dsen2cr"):

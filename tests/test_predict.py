@@ -36,6 +36,7 @@ from cloudfree.predict import (
     tile_starts,
 )
 from cloudfree.synth import write_scene_pair
+from official_layouts import official_dsen2cr_checkpoint
 
 TILE = ["--tile-size", "64", "--overlap", "16", "--quiet"]
 
@@ -516,19 +517,7 @@ def test_band_mapping_and_rgb_model(small_scene, tmp_path: Path) -> None:
 
 
 def test_official_checkpoint_weights(small_scene, tmp_path: Path) -> None:
-    model = _tiny(True)
-    state = {
-        "model.0.weight": model.head.weight,
-        "model.0.bias": model.head.bias,
-        "model.2.conv_block.0.weight": model.blocks[0].conv1.weight,
-        "model.2.conv_block.0.bias": model.blocks[0].conv1.bias,
-        "model.2.conv_block.2.weight": model.blocks[0].conv2.weight,
-        "model.2.conv_block.2.bias": model.blocks[0].conv2.bias,
-        "model.3.weight": model.tail.weight,
-        "model.3.bias": model.tail.bias,
-    }
-    ckpt = tmp_path / "dsen2cr.pth"
-    torch.save({k: v.detach().clone() for k, v in state.items()}, ckpt)
+    ckpt = official_dsen2cr_checkpoint(_tiny(True), tmp_path / "dsen2cr.pth")
     out = tmp_path / "off.tif"
     args = ["--optical", str(small_scene.cloudy), "--sar", str(small_scene.s1)]
     res = _run(*args, "--weights", str(ckpt), "--out", str(out), *TILE)
