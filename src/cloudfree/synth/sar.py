@@ -60,6 +60,8 @@ def render_sar(
     state: np.ndarray,
     fine: np.ndarray,
     rng: np.random.Generator,
+    *,
+    speckle_rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Render float32 ``[2, H, W]`` VV, VH backscatter in dB.
 
@@ -68,6 +70,8 @@ def render_sar(
         state: float32 ``[H, W]`` state term ``Q`` shared with the optical renderer.
         fine: float32 ``[H, W]`` fine texture (unit variance), for forest canopies.
         rng: random generator for the SAR-only parts (per-parcel offsets, texture, speckle).
+        speckle_rng: draw the speckle from this generator instead (a time series: the ground's
+            SAR-only parts stay, each acquisition gets its own speckle).
     """
     cls = layout.classes
     h, w = cls.shape
@@ -105,6 +109,6 @@ def render_sar(
         db += np.where(points, 12.0, 0.0)
         db += slope * x
         power = ndimage.gaussian_filter(10.0 ** (db / 10.0), 0.8, mode="nearest")
-        power *= rng.gamma(enl, 1.0 / enl, size=(h, w)).astype(np.float32)
+        power *= (speckle_rng or rng).gamma(enl, 1.0 / enl, size=(h, w)).astype(np.float32)
         out[p] = 10.0 * np.log10(np.maximum(power, 10.0 ** (SAR_FLOOR_DB / 10.0)))
     return out

@@ -33,7 +33,7 @@ from cloudfree.synth.clouds import (
 )
 from cloudfree.synth.landcover import LANDCOVER_CLASSES, LandCoverLayout, generate_landcover
 from cloudfree.synth.noise import fractal_noise
-from cloudfree.synth.optical import render_optical, to_dn
+from cloudfree.synth.optical import OpticalGround, render_optical, to_dn
 from cloudfree.synth.sar import render_sar
 
 __all__ = ["DEFAULT_CRS", "DEFAULT_TRANSFORM", "MIN_SIZE", "SyntheticScene", "generate_scene"]
@@ -144,6 +144,32 @@ def _jitter(n_bands: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     return gain, float(rng.uniform(0.95, 1.05))
 
 
+def render_acquisition(
+    ground: OpticalGround, clouds: CloudLayer, rng: np.random.Generator, jitter: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint16 DN ``(clear, cloudy)`` ``[13, H, W]`` of one acquisition of ``ground`` under
+    ``clouds``; with ``jitter`` the cloudy one gets its radiometric change and sensor noise
+    (module docstring), drawn from ``rng``."""
+    nb, surface = ground.surface.shape[0], ground.surface
+    h, w = surface.shape[1:]
+    clear = np.empty((nb, h, w), dtype=np.uint16)
+    cloudy = np.empty((nb, h, w), dtype=np.uint16)
+    if jitter:
+        gain, path_change = _jitter(nb, rng)
+    else:
+        gain, path_change = np.ones(nb, dtype=np.float32), 1.0
+    for b in range(nb):  # band by band: no 13-band float temporaries
+        to_dn(surface[b] + ground.path[b], out=clear[b])
+        cloudy_path = float(ground.path[b] * gain[b] * path_change)
+        band = render_cloudy_band(b, cloudy_path, surface[b] * gain[b], clouds)
+        if jitter:
+            noise = rng.standard_normal((h, w), dtype=np.float32)
+            noise *= 3.0 + 0.004 * np.abs(band)
+            band += noise
+        to_dn(band, out=cloudy[b])
+    return clear, cloudy
+
+
 def generate_scene(
     height: int,
     width: int,
@@ -184,22 +210,7 @@ def generate_scene(
     sar = render_sar(layout, state, fine, rng)
     clouds: CloudLayer = generate_clouds(h, w, cover, rng, cloud_type=cloud_type)
 
-    nb, surface = ground.surface.shape[0], ground.surface
-    clear = np.empty((nb, h, w), dtype=np.uint16)
-    cloudy = np.empty((nb, h, w), dtype=np.uint16)
-    if radiometric_jitter:
-        gain, path_change = _jitter(nb, rng)
-    else:
-        gain, path_change = np.ones(nb, dtype=np.float32), 1.0
-    for b in range(nb):  # band by band: no 13-band float temporaries
-        to_dn(surface[b] + ground.path[b], out=clear[b])
-        cloudy_path = float(ground.path[b] * gain[b] * path_change)
-        band = render_cloudy_band(b, cloudy_path, surface[b] * gain[b], clouds)
-        if radiometric_jitter:
-            noise = rng.standard_normal((h, w), dtype=np.float32)
-            noise *= 3.0 + 0.004 * np.abs(band)
-            band += noise
-        to_dn(band, out=cloudy[b])
+    clear, cloudy = render_acquisition(ground, clouds, rng, radiometric_jitter)
 
     return SyntheticScene(
         landcover=layout.classes,
