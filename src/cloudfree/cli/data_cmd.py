@@ -1,7 +1,8 @@
 """`cloudfree data ...`: dataset tools.
 
 ``cloudfree data synth OUTDIR`` writes a deterministic synthetic SEN12MS-CR-style dataset
-(see :func:`cloudfree.synth.write_sen12mscr_synthetic`).
+(see :func:`cloudfree.synth.write_sen12mscr_synthetic`); with ``--temporal`` SEN12MS-CR-TS-style
+time series (:func:`cloudfree.synth.temporal_writers.write_sen12mscr_ts_synthetic`).
 """
 
 from __future__ import annotations
@@ -54,11 +55,29 @@ def _even_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["official", "flat", "both"]),
-    default="official",
+    type=click.Choice(["official", "flat", "both", "sen12mscr_ts"]),
+    default=None,
+    help="official SEN12MS-CR folders (default), flat GLF-CR folders + data.csv, or both "
+    "(flat under OUTDIR/flat); with --temporal: sen12mscr_ts (default).",
+)
+@click.option(
+    "--temporal",
+    is_flag=True,
+    help="Write time series (one scene on --dates dates with surface changes) instead of triplets.",
+)
+@click.option(
+    "--dates",
+    type=click.IntRange(min=2, max=30),
+    default=10,
     show_default=True,
-    help="official SEN12MS-CR folders, flat GLF-CR folders + data.csv, or both "
-    "(flat under OUTDIR/flat).",
+    help="--temporal: dates per time series (SEN12MS-CR-TS has 30).",
+)
+@click.option(
+    "--change-rate",
+    type=click.FloatRange(min=0.0),
+    default=0.5,
+    show_default=True,
+    help="--temporal: expected number of surface changes per date.",
 )
 @click.option(
     "--force",
@@ -67,12 +86,34 @@ def _even_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
     is_flag=True,
     help="Write into a non-empty OUTDIR, replacing the files of the same names.",
 )
-def synth(outdir: Path, patches: int, size: int, seed: int, layout: str, force: bool) -> None:
-    """Write a synthetic SEN12MS-CR-style dataset (S1, S2, S2-cloudy triplets) to OUTDIR."""
+def synth(
+    outdir: Path,
+    patches: int,
+    size: int,
+    seed: int,
+    layout: str | None,
+    temporal: bool,
+    dates: int,
+    change_rate: float,
+    force: bool,
+) -> None:
+    """Write a synthetic SEN12MS-CR-style dataset (S1, S2, S2-cloudy triplets, or time
+    series with --temporal) to OUTDIR."""
     from tqdm import tqdm
 
+    from cloudfree.errors import ConfigError
     from cloudfree.synth import write_sen12mscr_synthetic
 
+    temporal_layouts = ("sen12mscr_ts",)
+    if layout is None:
+        layout = temporal_layouts[0] if temporal else "official"
+    if temporal and layout not in temporal_layouts:
+        raise ConfigError(
+            f"--layout {layout} writes triplets; time series (--temporal) are written as "
+            f"{', '.join(temporal_layouts)}"
+        )
+    if not temporal and layout in temporal_layouts:
+        raise ConfigError(f"--layout {layout} writes time series: add --temporal")
     bars: list[Any] = []  # the bar appears with the first patch, after argument checks
 
     def tick(_record: dict[str, Any]) -> None:
@@ -80,6 +121,9 @@ def synth(outdir: Path, patches: int, size: int, seed: int, layout: str, force: 
             bars.append(tqdm(total=patches, desc="synth", unit="patch", leave=False))
         bars[0].update(1)
 
+    if temporal:
+        _synth_temporal(outdir, patches, size, seed, dates, change_rate, force, tick, bars)
+        return
     try:
         records = write_sen12mscr_synthetic(
             outdir,
@@ -102,3 +146,41 @@ def synth(outdir: Path, patches: int, size: int, seed: int, layout: str, force: 
         cover = 100.0 * sum(r["cloud_cover"] for r in rs) / max(len(rs), 1)
         click.echo(f"{split}: {len(rs)} patches from {rois} ROIs, mean cloud cover {cover:.0f} %")
     click.echo(f"wrote {len(records)} triplets of {size}x{size} px (layout: {layout}) to {outdir}")
+
+
+def _synth_temporal(
+    outdir: Path,
+    patches: int,
+    size: int,
+    seed: int,
+    dates: int,
+    change_rate: float,
+    force: bool,
+    tick: Any,
+    bars: list[Any],
+) -> None:
+    from cloudfree.synth.temporal_writers import write_sen12mscr_ts_synthetic
+
+    try:
+        records = write_sen12mscr_ts_synthetic(
+            outdir,
+            patches=patches,
+            size=size,
+            seed=seed,
+            dates=dates,
+            change_rate=change_rate,
+            exist_ok=force,
+            on_sample=tick,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    for split in ("train", "val", "test"):
+        rs = [r for r in records if r["split"] == split]
+        rois = len({r["roi"] for r in rs})
+        events = sum(len(r["events"]) for r in rs)
+        click.echo(f"{split}: {len(rs)} time series from {rois} ROIs, {events} surface changes")
+    click.echo(
+        f"wrote {len(records)} time series of {dates} dates, {size}x{size} px "
+        f"(layout: sen12mscr_ts) to {outdir}"
+    )

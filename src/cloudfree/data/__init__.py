@@ -16,12 +16,14 @@ from cloudfree.data.sampling import (
     stratified_indices,
 )
 from cloudfree.data.sen12mscr import SEN12MSCR, TripletPaths, find_triplets
+from cloudfree.data.sen12mscr_ts import SEN12MSCRTS
 from cloudfree.data.splits import (
     SEN12MSCR_SEASONS,
     load_sen12mscr_splits,
     parse_roi_id,
     sen12mscr_split_of,
 )
+from cloudfree.data.temporal import collate_time_series
 from cloudfree.data.transforms import NormalizeSample, normalize_sample
 
 __all__ = [
@@ -29,10 +31,12 @@ __all__ = [
     "DatasetInfo",
     "NormalizeSample",
     "SEN12MSCR",
+    "SEN12MSCRTS",
     "SEN12MSCR_SEASONS",
     "TripletPaths",
     "assign_cover_bins",
     "build_dataset",
+    "collate_time_series",
     "cover_bin_labels",
     "find_triplets",
     "get_dataset",

@@ -16,6 +16,10 @@ from cloudfree.errors import ConfigError
 
 __all__ = [
     "SEN12MSCR_SEASONS",
+    "SEN12MSCR_TS_REGIONS",
+    "load_sen12mscr_ts_splits",
+    "sen12mscr_ts_rois",
+    "sen12mscr_ts_split_version",
     "SPLIT_NAMES",
     "load_sen12mscr_splits",
     "sen12mscr_split_of",
@@ -74,3 +78,41 @@ def sen12mscr_split_of(season: str, scene: int | str) -> str | None:
     Exact match only: ``("ROIs1158_spring", 1)`` is train and never matches scene 106.
     """
     return _roi_to_split().get(f"{season}/s1_{int(scene)}")
+
+
+# ----------------------------------------------------------------------------- SEN12MS-CR-TS
+#: Region splits of SEN12MS-CR-TS (``all`` is the official cross-continent split).
+SEN12MSCR_TS_REGIONS: tuple[str, ...] = (
+    "all",
+    "africa",
+    "america",
+    "asiaEast",
+    "asiaWest",
+    "europa",
+)
+
+
+@lru_cache(maxsize=1)
+def _load_ts() -> dict:
+    path = "resources/sen12mscr_ts_splits.json"
+    return json.loads(resources.files("cloudfree.data").joinpath(path).read_text())
+
+
+def sen12mscr_ts_rois() -> tuple[str, ...]:
+    """The 53 ROI ids ``"<ROIsXXXX>/<roi>"`` of SEN12MS-CR-TS, in the official order."""
+    return tuple(_load_ts()["rois"])
+
+
+def load_sen12mscr_ts_splits(region: str = "all") -> dict[str, tuple[str, ...]]:
+    """``{"train": ..., "val": ..., "test": ...}`` ROI ids of one region split (exact ids)."""
+    regions = _load_ts()["regions"]
+    if region not in regions:
+        raise ConfigError(
+            f"unknown SEN12MS-CR-TS region {region!r}; valid: {', '.join(SEN12MSCR_TS_REGIONS)}"
+        )
+    return {k: tuple(v) for k, v in regions[region].items()}
+
+
+def sen12mscr_ts_split_version() -> str:
+    data = _load_ts()
+    return f"{data['name']} v{data['version']}"

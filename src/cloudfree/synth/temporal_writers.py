@@ -1,0 +1,191 @@
+"""Write synthetic time series in the SEN12MS-CR-TS layout (and the simulator's extras).
+
+:func:`write_sen12mscr_ts_synthetic` writes ``patches`` time series
+(:func:`cloudfree.synth.timeseries.generate_time_series`) in the official layout that
+:class:`cloudfree.data.SEN12MSCRTS` and the official loader read::
+
+    <out>/<ROIsXXXX>/<roi>/S1/<t>/s1_<ROIsXXXX>_<roi>_ImgNo_<t>_<S1 date>_patch_<n>.tif
+    <out>/<ROIsXXXX>/<roi>/S2/<t>/s2_<ROIsXXXX>_<roi>_ImgNo_<t>_<S2 date>_patch_<n>.tif
+
+(S1 float32 VV, VH dB; S2 uint16 13 bands, the cloudy acquisition of the date)
+
+and, next to them in folders the official loader never reads, what only a simulator knows:
+``truth/<t>/truth_...`` (the date's cloud-free image), ``mask/<t>/mask_...`` (int8 1 cloud,
+-1 shadow, 0 clear) and ``change/<t>/change_...`` (int16: the number of the change event that
+changed the pixel between date ``t - 1`` and ``t``, 0 elsewhere). ROIs are official ROI ids
+taken from the official ``all`` split (test ROIs first, then val, then train, two patches per
+ROI), so ``split=train/val/test`` are all non-empty for three or more patches.
+``<out>/synthetic_manifest.json`` lists every patch (ROI, split, dates, covers, events).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cloudfree import __version__
+from cloudfree.bands import S1_NAMES, S2_L1C_NAMES
+from cloudfree.data.sen12mscr_ts import ts_file_name
+from cloudfree.data.splits import load_sen12mscr_ts_splits
+from cloudfree.errors import ConfigError, InputFileError
+from cloudfree.io import write_raster
+from cloudfree.io.atomic import atomic_write_text
+from cloudfree.synth.geo import roi_georeference
+from cloudfree.synth.timeseries import MAX_DATES, SyntheticTimeSeries, generate_time_series
+
+__all__ = ["TS_MANIFEST_NAME", "plan_ts_samples", "write_sen12mscr_ts_synthetic"]
+
+TS_MANIFEST_NAME = "synthetic_manifest.json"
+_PER_ROI = 2
+
+
+def plan_ts_samples(patches: int) -> list[tuple[str, str, int]]:
+    """``(split, roi_id, patch number)`` of each of ``patches`` samples (module docstring)."""
+    if isinstance(patches, bool) or not isinstance(patches, int) or patches < 3:
+        raise ConfigError(f"patches must be an integer >= 3 (train, val and test), got {patches!r}")
+    splits = load_sen12mscr_ts_splits("all")
+    n_test = max(1, round(0.15 * patches))
+    n_val = max(1, round(0.15 * patches))
+    counts = {"test": n_test, "val": n_val, "train": patches - n_test - n_val}
+    plan: list[tuple[str, str, int]] = []
+    for split in ("train", "val", "test"):
+        rois = splits[split]
+        need = counts[split]
+        if need > _PER_ROI * len(rois):
+            raise ConfigError(f"at most {_PER_ROI * len(rois)} {split} patches can be planned")
+        for k in range(need):
+            plan.append((split, rois[k // _PER_ROI], k % _PER_ROI))
+    return plan
+
+
+def _write_series(
+    out: Path, roi_id: str, patch: int, ts: SyntheticTimeSeries, tags: dict[str, str]
+) -> dict[str, Any]:
+    rois, roi = roi_id.split("/")
+    base = out / rois / roi
+    files: dict[str, list[str]] = {"s1": [], "s2": []}
+    for t in range(ts.n_dates):
+        s2_name = ts_file_name("s2", rois, roi, t, ts.dates[t], patch)
+        s1_name = ts_file_name("s1", rois, roi, t, ts.s1_dates[t], patch)
+        date_tags = {**tags, "DATE": ts.dates[t].isoformat(), "CLOUD_COVER": f"{ts.covers[t]:.4f}"}
+        common = {"crs": ts.crs, "transform": ts.transform, "tags": date_tags}
+        p2 = write_raster(
+            base / "S2" / str(t) / s2_name,
+            ts.cloudy_dn[t],
+            descriptions=S2_L1C_NAMES,
+            dtype="uint16",
+            **common,
+        )
+        p1 = write_raster(
+            base / "S1" / str(t) / s1_name,
+            ts.sar_db[t],
+            descriptions=S1_NAMES,
+            dtype="float32",
+            **{**common, "tags": {**date_tags, "DATE": ts.s1_dates[t].isoformat()}},
+        )
+        write_raster(
+            base / "truth" / str(t) / s2_name.replace("s2_", "truth_", 1),
+            ts.clear_dn[t],
+            descriptions=S2_L1C_NAMES,
+            dtype="uint16",
+            **common,
+        )
+        mask = np.where(ts.cloud_mask[t], 1, np.where(ts.shadow_mask[t], -1, 0)).astype(np.int8)
+        write_raster(
+            base / "mask" / str(t) / s2_name.replace("s2_", "mask_", 1),
+            mask,
+            descriptions=["cloud_mask"],
+            dtype="int8",
+            **common,
+        )
+        write_raster(
+            base / "change" / str(t) / s2_name.replace("s2_", "change_", 1),
+            ts.change_event[t],
+            descriptions=["change_event"],
+            dtype="int16",
+            **common,
+        )
+        files["s2"].append(str(p2.relative_to(out)))
+        files["s1"].append(str(p1.relative_to(out)))
+    return {
+        "roi": roi_id,
+        "patch": patch,
+        "dates": [d.isoformat() for d in ts.dates],
+        "s1_dates": [d.isoformat() for d in ts.s1_dates],
+        "covers": [round(float(c), 6) for c in ts.covers],
+        "events": [
+            {"date_index": e.date_index, "kind": e.kind, "pixels": e.pixels, "box": list(e.box)}
+            for e in ts.events
+        ],
+        "files": files,
+    }
+
+
+def write_sen12mscr_ts_synthetic(
+    outdir: str | os.PathLike[str],
+    *,
+    patches: int = 6,
+    size: int = 64,
+    seed: int = 0,
+    dates: int = 10,
+    change_rate: float = 0.5,
+    exist_ok: bool = False,
+    on_sample: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``patches`` synthetic time series of ``dates`` dates (module docstring).
+
+    Raises:
+        ConfigError: a bad argument (patches < 3, dates outside 2..30, size < 16).
+        InputFileError: ``outdir`` is a file, or holds data and ``exist_ok`` is False.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ConfigError(f"size must be an integer >= 16, got {size!r}")
+    if isinstance(dates, bool) or not isinstance(dates, int) or not 2 <= dates <= MAX_DATES:
+        raise ConfigError(f"dates must be an integer between 2 and {MAX_DATES}, got {dates!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if not (
+        isinstance(change_rate, int | float) and math.isfinite(change_rate) and change_rate >= 0
+    ):
+        raise ConfigError(f"change_rate must be a number >= 0, got {change_rate!r}")
+    plan = plan_ts_samples(patches)
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not exist_ok:
+        raise InputFileError(out, "is not empty (use --force to write into it)")
+    records = []
+    for i, (split, roi_id, patch) in enumerate(plan):
+        crs, transform = roi_georeference(roi_id, patch + 1, size)
+        ts = generate_time_series(
+            size,
+            size,
+            n_dates=dates,
+            seed=(seed, i),
+            change_rate=change_rate,
+            crs=crs,
+            transform=transform,
+        )
+        tags = {"SYNTHETIC": f"cloudfree.synth {__version__}", "SYNTH_SEED": f"{seed},{i}"}
+        record = {"split": split, **_write_series(out, roi_id, patch, ts, tags)}
+        records.append(record)
+        if on_sample is not None:
+            on_sample(record)
+    manifest = {
+        "generator": f"cloudfree.synth {__version__}",
+        "layout": "sen12mscr_ts",
+        "seed": seed,
+        "patches": patches,
+        "size": size,
+        "dates": dates,
+        "change_rate": change_rate,
+        "samples": records,
+    }
+    atomic_write_text(out / TS_MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+    return records
