@@ -468,8 +468,9 @@ def test_model_keys(dataset):
 def test_baseline_registry(dataset):
     assert IDENTITY_NAME in list_baselines()
     assert get_baseline(IDENTITY_NAME) is not None
-    with pytest.raises(ConfigError, match="unknown baseline 'mosaic'; registered: .*identity"):
-        get_baseline("mosaic")
+    assert {"least_cloudy", "mosaic", "most_recent_clear"} <= set(list_baselines())
+    with pytest.raises(ConfigError, match="unknown baseline 'mosaik'; registered: .*identity"):
+        get_baseline("mosaik")
     with pytest.raises(ConfigError, match="already registered"):
         register_baseline(IDENTITY_NAME)
     with pytest.raises(ConfigError, match="must be an identifier"):

@@ -102,7 +102,10 @@ def test_sample_follows_the_batch_contract(root: Path, manifest: dict) -> None:
     assert s["sar"].shape == (t, 2, 32, 32)
     assert s["dates"].shape == (t,) and s["time_mask"].all()
     assert s["target"].shape == (13, 32, 32)
-    assert s["cloud_mask"].shape == s["shadow_mask"].shape == (t, 1, 32, 32)
+    assert s["cloud_masks"].shape == s["shadow_masks"].shape == (t, 1, 32, 32)
+    assert s["cloud_mask"].shape == (1, 32, 32)  # the region to restore (union here)
+    torch.testing.assert_close(s["cloud_mask"][0], s["cloud_masks"].amax(dim=0)[0])
+    assert float(s["cloud_cover"]) == pytest.approx(float(s["cover"].mean()))
     assert s["cover"].shape == (t,) and s["valid_mask"].shape == (1, 32, 32)
     rec = next(r for r in manifest["samples"] if r["split"] == "train")
     assert s["id"] == f"{rec['roi'].replace('/', '_')}_p{rec['patch']}"

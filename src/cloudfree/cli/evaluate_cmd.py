@@ -37,6 +37,8 @@ _MODEL_MODE = {
     "limit": "--limit",
     "skip_incomplete": "--skip-incomplete",
     "csv_path": "--csv",
+    "dataset": "--dataset",
+    "sampler": "--sampler",
 }
 #: How ``evaluate`` spells the dataset options that errors name (``fix_option`` -> text).
 EVALUATE_OPTION_NAMES = {"skip_incomplete": "--skip-incomplete", "csv_path": "--csv PATH"}
@@ -105,6 +107,19 @@ def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
     "data_root",
     type=click.Path(path_type=Path),
     help="[model] SEN12MS-CR root (official or flat layout).",
+)
+@click.option(
+    "--dataset",
+    default="sen12mscr",
+    show_default=True,
+    help="[model] Registered dataset of --data: sen12mscr, or sen12mscr_ts (time series; the "
+    "temporal baselines least_cloudy, mosaic, most_recent_clear are reported too).",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["fixed", "random", "ca_mtcr"]),
+    default=None,
+    help="[model] sen12mscr_ts: how input and target dates are chosen (default fixed).",
 )
 @click.option(
     "--split",
@@ -178,6 +193,8 @@ def evaluate(
     bands: str | None,
     checkpoints: tuple[str, ...],
     data_root: Path | None,
+    dataset: str,
+    sampler: str | None,
     split: str,
     batch_size: int,
     device: str,
@@ -194,7 +211,7 @@ def evaluate(
     \b
     Folders:  cloudfree evaluate --pred DIR --target DIR [--bands B] [--out FILE]
     Model:    cloudfree evaluate --checkpoint [KEY=]RUN_OR_WEIGHTS [--checkpoint ...]
-              --data ROOT [--split test]
+              --data ROOT [--split test] [--dataset sen12mscr_ts --sampler fixed]
               [--out DIR] [--batch-size N] [--device cpu|cuda] [--num-workers N] [--limit N]
 
     Folders: files are paired by identical name; pixel values are Sentinel-2 DN, scaled to
@@ -235,6 +252,8 @@ def evaluate(
             skip_incomplete=skip_incomplete,
             csv_path=csv_path,
             overwrite=overwrite,
+            dataset=dataset,
+            dataset_options={} if sampler is None else {"sampler": sampler},
         )
         return
     if pred_dir is None or target_dir is None:

@@ -41,7 +41,14 @@ from torch.utils.data import Dataset
 
 from cloudfree.errors import ConfigError
 
-__all__ = ["DatasetInfo", "build_dataset", "get_dataset", "list_datasets", "register_dataset"]
+__all__ = [
+    "DatasetInfo",
+    "build_dataset",
+    "get_dataset",
+    "is_temporal_dataset",
+    "list_datasets",
+    "register_dataset",
+]
 
 _T = TypeVar("_T", bound=type)
 
@@ -84,6 +91,13 @@ def register_dataset(name: str, *, description: str, temporal: bool = False) -> 
         return cls
 
     return decorate
+
+
+def is_temporal_dataset(dataset: Any) -> bool:
+    """Whether ``dataset`` (an instance) is of a class registered as temporal."""
+    return any(
+        info.temporal and isinstance(dataset, info.dataset_class) for info in _DATASETS.values()
+    )
 
 
 def list_datasets() -> list[str]:

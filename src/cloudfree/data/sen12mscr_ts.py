@@ -59,12 +59,17 @@ where not):
 * **Samples** follow the batch contract: ``optical`` float32 ``[T, 13, H, W]`` DN (NaN where
   missing), ``sar`` ``[T, 2, H, W]`` dB, ``dates`` ``[T]``, ``time_mask`` ``[T]`` (all True;
   padding is added by :func:`cloudfree.data.temporal.collate_time_series`), ``target``
-  ``[13, H, W]``, ``cloud_mask`` / ``shadow_mask`` ``[T, 1, H, W]`` per input date,
+  ``[13, H, W]``, ``cloud_masks`` / ``shadow_masks`` ``[T, 1, H, W]`` per input date,
   ``cover`` ``[T]``, ``target_cover``, ``target_cloud_mask`` / ``target_shadow_mask`` /
   ``valid_mask`` ``[1, H, W]`` (the target's), ``input_idx``, ``target_idx``, ``target_date``,
-  ``match`` and ``id`` (``ROIs1868_119_p12``). Where the simulator wrote change maps
-  (``<roi>/change/<t>/``), ``changed_fraction`` ``[T]`` is the fraction of pixels whose surface
-  changed between each input date and the target date (NaN without change maps).
+  ``match`` and ``id`` (``ROIs1868_119_p12``). For evaluation, ``cloud_mask`` / ``shadow_mask``
+  ``[1, H, W]`` and ``cloud_cover`` describe the region to restore: the cloudy date N's masks and
+  cover under ``ca_mtcr`` (N is the last input), the union of the input dates' masks and their
+  mean cover under ``fixed`` / ``random`` (**Decision**: those samplers have no single date to
+  restore). Where the simulator wrote change maps (``<roi>/change/<t>/``), ``changed_fraction``
+  ``[T]`` is the fraction of pixels whose surface changed between each input date and the target
+  date, and ``aux_changed`` is 1 when any input date changed by more than
+  :data:`CHANGED_FRACTION` of the patch (else 0; NaN without change maps).
 """
 
 from __future__ import annotations
@@ -106,6 +111,9 @@ TS_CLOUD_MASKS: dict[str, str] = {
     "mask_files": "mask_files",
 }
 _EPOCH = dt.date(2014, 4, 3)
+#: An input date counts as "changed" when more than this fraction of the patch changed between
+#: it and the target date (evaluation strata ``aux_changed``).
+CHANGED_FRACTION = 0.01
 _NAME = re.compile(
     r"^(?P<mod>s1|s2)_(?P<rois>ROIs\d{4})_(?P<roi>\d+)_ImgNo_(?P<t>\d+)_"
     r"(?P<date>\d{4}-\d{2}-\d{2})_patch_(?P<patch>\d+)\.tif$"
@@ -423,6 +431,8 @@ class SEN12MSCRTS(Dataset):
         if not 0.0 <= min_cov <= max_cov <= 1.0:
             raise ConfigError(f"need 0 <= min_cov <= max_cov <= 1, got {min_cov}, {max_cov}")
         self.split, self.region, self.sampler = split, region, sampler
+        self.protocol = None  # raw samples (DN, dB): each model's normalisation comes later
+        self.pb04_offset = False
         self.n_input_t, self.n_aux = int(n_input_t), int(n_aux)
         self.aux_offset_window = None if aux_offset_window is None else tuple(aux_offset_window)
         self.min_cov, self.max_cov, self.clear_threshold = min_cov, max_cov, clear_threshold
@@ -598,14 +608,32 @@ class SEN12MSCRTS(Dataset):
         cover = [self._cover_of(lab) if c is None else c for c, lab in zip(cover, labels)]
         days = p.days()
         valid = ~(np.isnan(tgt).any(axis=0))
+        if self.sampler == "ca_mtcr":  # the date to restore is the last input
+            region_cloud, region_shadow = labels[-1] == 1, labels[-1] == -1
+            region_cover = float(cover[-1])
+        else:
+            region_cloud, region_shadow = (labels == 1).any(axis=0), (labels == -1).any(axis=0)
+            region_cover = float(np.mean(cover))
+        changed = self._changed_fraction(p, inputs, target)
         return {
             "optical": torch.from_numpy(optical),
             "sar": torch.from_numpy(sar),
             "dates": torch.from_numpy(days[inputs]),
             "time_mask": torch.ones(len(inputs), dtype=torch.bool),
             "target": torch.from_numpy(tgt),
-            "cloud_mask": torch.from_numpy((labels == 1)[:, None]).to(torch.float32),
-            "shadow_mask": torch.from_numpy((labels == -1)[:, None]).to(torch.float32),
+            "cloud_masks": torch.from_numpy((labels == 1)[:, None]).to(torch.float32),
+            "shadow_masks": torch.from_numpy((labels == -1)[:, None]).to(torch.float32),
+            "cloud_mask": torch.from_numpy(region_cloud[None]).to(torch.float32),
+            "shadow_mask": torch.from_numpy(region_shadow[None] & ~region_cloud[None]).to(
+                torch.float32
+            ),
+            "cloud_cover": torch.tensor(region_cover, dtype=torch.float32),
+            "aux_changed": torch.tensor(
+                float(np.nanmax(changed) > CHANGED_FRACTION)
+                if np.isfinite(changed).all()
+                else np.nan,
+                dtype=torch.float32,
+            ),
             "cover": torch.tensor(cover, dtype=torch.float32),
             "target_cover": torch.tensor(self._cover_of(tlabels), dtype=torch.float32),
             "target_cloud_mask": torch.from_numpy((tlabels == 1)[None]).to(torch.float32),
@@ -614,7 +642,7 @@ class SEN12MSCRTS(Dataset):
             "input_idx": torch.tensor(inputs, dtype=torch.int64),
             "target_idx": torch.tensor(target, dtype=torch.int64),
             "target_date": torch.tensor(days[target], dtype=torch.float32),
-            "changed_fraction": torch.from_numpy(self._changed_fraction(p, inputs, target)),
+            "changed_fraction": torch.from_numpy(changed),
             "match": bool(match),
             "id": p.id,
         }

@@ -92,7 +92,9 @@ def normalize_sample(
         pb04_offset: subtract the processing-baseline 04.00 offset before scaling.
 
     Returns a new dict: the normalised images as float32 tensors, ``valid_mask`` (bool
-    ``[..., 1, H, W]``) False where any normalised band was NaN / non-finite, every other entry
+    ``[..., 1, H, W]``) False where any normalised band was NaN / non-finite (for a time series,
+    ``optical [T, C, H, W]`` with ``target [C, H, W]``: ``[1, H, W]``, False where the target
+    is invalid or no input date has a valid optical and SAR value), every other entry
     (masks, ``cloud_cover``, ``id``, ``dates``) unchanged. The input is not modified.
     The fill statistics (``nanmean``) are those of the arrays given: pass whole patches.
     """
@@ -103,8 +105,12 @@ def normalize_sample(
     if optical.ndim < 3:
         raise ConfigError(f"sample['optical'] must be [..., C, H, W], got shape {optical.shape}")
     selection = _band_selection(optical.shape[-3], bands)
+    temporal = (
+        optical.ndim == 4 and "target" in sample and _as_array(sample["target"], "target").ndim == 3
+    )
     out = dict(sample)
     valid: np.ndarray | None = None
+    dates_valid: np.ndarray | None = None  # time series: per input date [T, H, W]
     for key in OPTICAL_KEYS:
         if key not in sample:
             continue
@@ -113,11 +119,20 @@ def normalize_sample(
             dn = dn[..., selection, :, :]
         done = normalize_optical(dn, proto, pb04_offset=pb04_offset)
         out[key] = torch.from_numpy(done.array)
-        valid = done.valid if valid is None else valid & done.valid
+        if temporal and key == "optical":
+            dates_valid = done.valid
+        else:
+            valid = done.valid if valid is None else valid & done.valid
     if SAR_KEY in sample:
         done = normalize_sar(_as_array(sample[SAR_KEY], SAR_KEY), proto, bands=S1_NAMES)
         out[SAR_KEY] = torch.from_numpy(done.array)
-        valid = done.valid if valid is None else valid & done.valid
+        if temporal:
+            dates_valid = done.valid if dates_valid is None else dates_valid & done.valid
+        else:
+            valid = done.valid if valid is None else valid & done.valid
+    if dates_valid is not None:  # a pixel some input date observes, where the target is valid
+        any_date = dates_valid.any(axis=0)
+        valid = any_date if valid is None else valid & any_date
     assert valid is not None  # optical is always present
     out["valid_mask"] = torch.from_numpy(np.ascontiguousarray(np.expand_dims(valid, -3)))
     return out

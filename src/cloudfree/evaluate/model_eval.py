@@ -61,11 +61,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from cloudfree.bands import S2_L1C, BandSet, get_band_set
+from cloudfree.data.registry import is_temporal_dataset
 from cloudfree.data.sampling import COVER_BINS, assign_cover_bins, cover_bin_labels
+from cloudfree.data.temporal import collate_time_series
 from cloudfree.data.transforms import normalize_sample
 from cloudfree.devices import resolve_device
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
-from cloudfree.evaluate.baselines import IDENTITY_NAME, BaselineFn, get_baseline
+from cloudfree.evaluate.baselines import (
+    IDENTITY_NAME,
+    TEMPORAL_BASELINES,
+    BaselineFn,
+    get_baseline,
+)
 from cloudfree.evaluate.directory import center_crop
 from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, json_compatible
 from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
@@ -139,6 +146,8 @@ class EvaluationResult:
             self.model_names = (self.model_name,)
         if not self.columns:
             self.columns = per_image_columns(self.model_names, self.baseline_names)
+            if self.rows and "aux_changed" in self.rows[0]:  # time series with change maps
+                self.columns = (*self.columns[:3], "aux_changed", *self.columns[3:])
 
 
 def per_image_columns(
@@ -275,10 +284,13 @@ def _member(key: str, model: nn.Module, base: Dataset, raw: bool) -> _Member:
             )
     elif data_bands is not None:
         band_names = list(data_bands.names)
-    if spec_of(model).inputs.temporal:
+    model_temporal = spec_of(model).inputs.temporal
+    if model_temporal != is_temporal_dataset(base):
+        data_kind = type(base).__name__
         raise ConfigError(
-            f"model {key!r} is multi-temporal; this evaluation feeds one cloudy image "
-            "per sample (SEN12MS-CR)"
+            f"model {key!r} is {'multi' if model_temporal else 'mono'}-temporal but {data_kind} "
+            f"feeds {'one cloudy image' if model_temporal else 'time series'} per sample; "
+            f"evaluate it on a {'time-series' if model_temporal else 'mono-temporal'} dataset"
         )
     return _Member(key, model, norm, band_names, cfg)
 
@@ -317,10 +329,18 @@ def _keep_samples(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return samples
 
 
+def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Time series (``optical [T, C, H, W]``) are padded to the batch's longest
+    (:func:`cloudfree.data.collate_time_series`); mono-temporal samples stacked."""
+    if samples and samples[0]["optical"].ndim == 4:
+        return collate_time_series(samples)
+    return default_collate(samples)
+
+
 def _group_batch(batch: Any, group: _Group, raw: bool, pb04: bool) -> dict[str, Any]:
     if not raw:
         return batch
-    return default_collate(
+    return _collate(
         [normalize_sample(s, group.protocol, group.bands, pb04_offset=pb04) for s in batch]
     )
 
@@ -343,7 +363,11 @@ def _region_masks(batch: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str,
     return {"overall": valid, "inside_clouds": cloud & valid, "outside_clouds": clear & valid}
 
 
-def _summarise(values: dict[str, dict[str, dict[str, list[float]]]], bins: np.ndarray) -> dict:
+def _summarise(
+    values: dict[str, dict[str, dict[str, list[float]]]],
+    bins: np.ndarray,
+    changed: Sequence[float] | None = None,
+) -> dict:
     labels = cover_bin_labels(COVER_BINS)
     models: dict[str, Any] = {}
     for name, by_region in values.items():
@@ -357,6 +381,17 @@ def _summarise(values: dict[str, dict[str, dict[str, list[float]]]], bins: np.nd
             for m in METRIC_NAMES:
                 per_bin[label][m] = _nanmean([by_region["overall"][m][i] for i in members])
         entry["per_cover_bin"] = per_bin
+        if changed is not None:
+            strata: dict[str, Any] = {}
+            for label, flag in (("changed", 1.0), ("unchanged", 0.0)):
+                members = [i for i, c in enumerate(changed) if c == flag]
+                strata[label] = {"n": len(members)}
+                for region in REGIONS:
+                    strata[label][region] = {
+                        m: _nanmean([by_region[region][m][i] for i in members])
+                        for m in METRIC_NAMES
+                    }
+            entry["per_aux_change"] = strata
         models[name] = entry
     return models
 
@@ -457,13 +492,14 @@ def evaluate_models(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=dev.type == "cuda",
-        collate_fn=_keep_samples if raw else None,
+        collate_fn=_keep_samples if raw else _collate,
     )
     crop = proto.center_crop
     names = (*nets, *baseline_fns)
     values = {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in names}
     ids: list[str] = []
     covers: list[float] = []
+    changed: list[float] = []
 
     def reflectance(x: torch.Tensor, norm: str) -> torch.Tensor:
         return center_crop(to_reflectance(x, norm), crop)
@@ -513,13 +549,20 @@ def evaluate_models(
                 covers.extend(
                     float(c) for c in torch.as_tensor(ref_batch["cloud_cover"]).reshape(-1)
                 )
-                bar.update(len(ref_batch["id"]))
+                n_batch = len(ref_batch["id"])
+                if "aux_changed" in ref_batch:
+                    flags = torch.as_tensor(ref_batch["aux_changed"], dtype=torch.float32)
+                    changed.extend(float(c) for c in flags.reshape(-1))
+                else:
+                    changed.extend([math.nan] * n_batch)
+                bar.update(n_batch)
     finally:
         for k, m in nets.items():
             m.train(was_training[k])
 
     bins = assign_cover_bins(np.asarray(covers, dtype=np.float64), COVER_BINS)
     labels = cover_bin_labels(COVER_BINS)
+    has_strata = any(not math.isnan(c) for c in changed)
     rows: list[dict[str, Any]] = []
     for i, (sample_id, cover) in enumerate(zip(ids, covers)):
         row: dict[str, Any] = {
@@ -527,6 +570,8 @@ def evaluate_models(
             "cloud_cover": cover,
             "cover_bin": labels[bins[i]] if bins[i] >= 0 else "",
         }
+        if has_strata:
+            row["aux_changed"] = changed[i]
         for n in names:
             for region in REGIONS:
                 for m in METRIC_NAMES:
@@ -553,7 +598,7 @@ def evaluate_models(
         "protocol_description": proto.description,
         "split": str(getattr(base, "split", "unknown")),
         "n_images": len(rows),
-        "models": _summarise(values, bins),
+        "models": _summarise(values, bins, changed if has_strata else None),
         "normalisation": first.protocol,
         "bands": first.band_names,
         "center_crop": crop,
@@ -799,7 +844,7 @@ def evaluate_checkpoints(
     split: str = "test",
     protocol: str | MetricProtocol = "uncrtaints",
     out_dir: str | os.PathLike[str] | None,
-    baselines: Sequence[str] = (IDENTITY_NAME,),
+    baselines: Sequence[str] | None = None,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
@@ -807,8 +852,10 @@ def evaluate_checkpoints(
     limit: int | None = None,
     skip_incomplete: bool = False,
     csv_path: str | os.PathLike[str] | None = None,
+    dataset: str = "sen12mscr",
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Evaluate the models at ``paths`` on one SEN12MS-CR split and write the results.
+    """Evaluate the models at ``paths`` on one dataset split and write the results.
 
     Args:
         paths: key -> pretrained weights directory or training run directory
@@ -820,7 +867,13 @@ def evaluate_checkpoints(
             (None: write nothing).
         baselines, batch_size, device, num_workers, progress: see :func:`evaluate_models`.
         limit: evaluate only the first ``limit`` samples of the split (in dataset order).
-        skip_incomplete, csv_path: passed to :class:`~cloudfree.data.SEN12MSCR`.
+        skip_incomplete, csv_path: passed to :class:`~cloudfree.data.SEN12MSCR`
+            (``skip_incomplete`` to any dataset that takes it).
+        dataset: a registered dataset (``sen12mscr``, ``sen12mscr_ts``).
+        dataset_options: more constructor options of a dataset (e.g. ``{"sampler": "fixed"}``
+            for ``sen12mscr_ts``).
+        baselines: default ``identity``; for a temporal dataset also ``least_cloudy``,
+            ``mosaic`` and ``most_recent_clear``.
 
     The dataset is built once, ``SEN12MSCR(data_root, split=split, crop="center")`` with
     whole patches and raw samples, and each model gets them normalised with its own protocol
@@ -833,7 +886,7 @@ def evaluate_checkpoints(
         DatasetError: missing data root or empty split.
         ConfigError: bad options.
     """
-    from cloudfree.data import SEN12MSCR
+    from cloudfree.data import build_dataset, get_dataset
 
     proto = get_metric_protocol(protocol)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -853,19 +906,23 @@ def evaluate_checkpoints(
             )
         given = {k: p for k, (p, _) in zip(keys, loaded)}
         models = {k: m for k, (_, m) in zip(keys, loaded)}
-    full = SEN12MSCR(
-        data_root,
-        split=split,  # type: ignore[arg-type]
-        crop="center",
-        skip_incomplete=skip_incomplete,
-        csv_path=csv_path,
-    )
-    dataset: Dataset = full
-    if limit is not None and limit < len(full):
-        dataset = Subset(full, range(limit))
+    info = get_dataset(dataset)
+    if baselines is None:
+        baselines = (IDENTITY_NAME, *(TEMPORAL_BASELINES if info.temporal else ()))
+    options = dict(dataset_options or {})
+    if dataset == "sen12mscr":
+        options = {"crop": "center", "csv_path": csv_path, **options}
+    elif csv_path is not None:
+        raise ConfigError(f"--csv belongs to SEN12MS-CR, not to dataset {dataset!r}")
+    if skip_incomplete:
+        options["skip_incomplete"] = True
+    full: Dataset = build_dataset(dataset, data_root, split=split, **options)
+    data: Dataset = full
+    if limit is not None and limit < len(full):  # type: ignore[arg-type]
+        data = Subset(full, range(limit))
     result = evaluate_models(
         models,
-        dataset,
+        data,
         baselines=baselines,
         protocol=proto,
         batch_size=batch_size,
@@ -882,6 +939,8 @@ def evaluate_checkpoints(
     s["checkpoint"] = s["checkpoints"][result.model_name]
     s["weights_dir"] = s["weights_dirs"][result.model_name]
     s["limit"] = limit
+    s["dataset_name"] = dataset
+    s["dataset_options"] = json_compatible(options)
     if out_dir is not None:
         write_evaluation(result, out_dir)
     return result
