@@ -55,10 +55,11 @@ def _even_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["official", "flat", "both", "sen12mscr_ts"]),
+    type=click.Choice(["official", "flat", "both", "sen12mscr_ts", "allclear"]),
     default=None,
     help="official SEN12MS-CR folders (default), flat GLF-CR folders + data.csv, or both "
-    "(flat under OUTDIR/flat); with --temporal: sen12mscr_ts (default).",
+    "(flat under OUTDIR/flat); with --temporal: sen12mscr_ts (default) or allclear (JSON "
+    "metadata, 3 input dates + a clear target per sample).",
 )
 @click.option(
     "--temporal",
@@ -104,7 +105,7 @@ def synth(
     from cloudfree.errors import ConfigError
     from cloudfree.synth import write_sen12mscr_synthetic
 
-    temporal_layouts = ("sen12mscr_ts",)
+    temporal_layouts = ("sen12mscr_ts", "allclear")
     if layout is None:
         layout = temporal_layouts[0] if temporal else "official"
     if temporal and layout not in temporal_layouts:
@@ -122,7 +123,7 @@ def synth(
         bars[0].update(1)
 
     if temporal:
-        _synth_temporal(outdir, patches, size, seed, dates, change_rate, force, tick, bars)
+        _synth_temporal(outdir, layout, patches, size, seed, dates, change_rate, force, tick, bars)
         return
     try:
         records = write_sen12mscr_synthetic(
@@ -150,6 +151,7 @@ def synth(
 
 def _synth_temporal(
     outdir: Path,
+    layout: str,
     patches: int,
     size: int,
     seed: int,
@@ -159,10 +161,14 @@ def _synth_temporal(
     tick: Any,
     bars: list[Any],
 ) -> None:
-    from cloudfree.synth.temporal_writers import write_sen12mscr_ts_synthetic
+    from cloudfree.synth.temporal_writers import (
+        write_allclear_synthetic,
+        write_sen12mscr_ts_synthetic,
+    )
 
+    writer = write_sen12mscr_ts_synthetic if layout == "sen12mscr_ts" else write_allclear_synthetic
     try:
-        records = write_sen12mscr_ts_synthetic(
+        records = writer(
             outdir,
             patches=patches,
             size=size,
@@ -176,11 +182,9 @@ def _synth_temporal(
         for bar in bars:
             bar.close()
     for split in ("train", "val", "test"):
-        rs = [r for r in records if r["split"] == split]
-        rois = len({r["roi"] for r in rs})
-        events = sum(len(r["events"]) for r in rs)
-        click.echo(f"{split}: {len(rs)} time series from {rois} ROIs, {events} surface changes")
+        n = sum(1 for r in records if r["split"] == split)
+        click.echo(f"{split}: {n} time series")
     click.echo(
         f"wrote {len(records)} time series of {dates} dates, {size}x{size} px "
-        f"(layout: sen12mscr_ts) to {outdir}"
+        f"(layout: {layout}) to {outdir}"
     )

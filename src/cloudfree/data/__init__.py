@@ -2,6 +2,7 @@
 and samplers. A new dataset registers itself with :func:`register_dataset` (see
 :mod:`cloudfree.data.registry`) and is imported here."""
 
+from cloudfree.data.allclear import AllClear
 from cloudfree.data.registry import (
     DatasetInfo,
     build_dataset,
@@ -27,6 +28,7 @@ from cloudfree.data.temporal import collate_time_series
 from cloudfree.data.transforms import NormalizeSample, normalize_sample
 
 __all__ = [
+    "AllClear",
     "COVER_BINS",
     "DatasetInfo",
     "NormalizeSample",

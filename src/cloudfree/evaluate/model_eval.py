@@ -355,6 +355,8 @@ def _region_masks(batch: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str,
     b, _, h, w = shape
     valid = batch.get("valid_mask")
     valid = torch.ones((b, 1, h, w), dtype=torch.bool) if valid is None else valid.to(torch.bool)
+    if "score_mask" in batch:  # pixels a dataset's protocol scores (AllClear: target clear)
+        valid = valid & batch["score_mask"].to(torch.bool)
     if "cloud_mask" not in batch:
         raise DatasetError("samples need a 'cloud_mask' [1, H, W] to split inside/outside clouds")
     cloud = batch["cloud_mask"] > 0.5

@@ -39,7 +39,12 @@ from cloudfree.io.atomic import atomic_write_text
 from cloudfree.synth.geo import roi_georeference
 from cloudfree.synth.timeseries import MAX_DATES, SyntheticTimeSeries, generate_time_series
 
-__all__ = ["TS_MANIFEST_NAME", "plan_ts_samples", "write_sen12mscr_ts_synthetic"]
+__all__ = [
+    "TS_MANIFEST_NAME",
+    "plan_ts_samples",
+    "write_allclear_synthetic",
+    "write_sen12mscr_ts_synthetic",
+]
 
 TS_MANIFEST_NAME = "synthetic_manifest.json"
 _PER_ROI = 2
@@ -188,4 +193,113 @@ def write_sen12mscr_ts_synthetic(
         "samples": records,
     }
     atomic_write_text(out / TS_MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+    return records
+
+
+# ----------------------------------------------------------------------------- AllClear
+def _allclear_name(roi: str, kind: str, date: Any, patch: int) -> str:
+    """``roi1234_s2_toa_2018_03_15_p0.tif``: AllClear reads the date from the last four
+    ``_`` fields, and finds the masks by replacing ``s2_toa`` with ``cld_shdw``."""
+    return f"{roi}_{kind}_{date.year:04d}_{date.month:02d}_{date.day:02d}_p{patch}.tif"
+
+
+def write_allclear_synthetic(
+    outdir: str | os.PathLike[str],
+    *,
+    patches: int = 6,
+    size: int = 64,
+    seed: int = 0,
+    dates: int = 6,
+    change_rate: float = 0.5,
+    tx: int = 3,
+    exist_ok: bool = False,
+    on_sample: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``patches`` time series in the AllClear layout (metadata JSON + GeoTIFFs).
+
+    Files per date: ``<out>/<roi>/s2_toa/<roi>_s2_toa_<YYYY>_<MM>_<DD>_p<n>.tif`` (uint16 13
+    bands), ``.../cld_shdw/<roi>_cld_shdw_...`` (float32 5 bands: 1 cloud probability x 100,
+    2 cloud, 3 and 4 zero, 5 shadow: AllClear reads bands 2 and 5), ``.../s1/<roi>_s1_...``
+    (VV, VH dB, on the S1 date) and the simulator's extras ``truth/`` and ``change/``. Each patch
+    is one sample: the target is its least cloudy date (by the true masks, the earliest among
+    equals), the inputs the ``tx`` other dates nearest to it in time. Metadata:
+    ``<out>/allclear_<split>_tx<tx>.json`` for train / val / test (70 / 15 / 15 %, at least one
+    each), paths relative to ``<out>``, time stamps ``YYYY-MM-DD 10:30:00``.
+    """
+    if isinstance(tx, bool) or not isinstance(tx, int) or tx < 1:
+        raise ConfigError(f"tx must be a positive integer, got {tx!r}")
+    if isinstance(dates, bool) or not isinstance(dates, int) or not tx + 1 <= dates <= MAX_DATES:
+        raise ConfigError(f"dates must be an integer between tx + 1 and {MAX_DATES}, got {dates!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ConfigError(f"size must be an integer >= 16, got {size!r}")
+    plan = plan_ts_samples(patches)
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not exist_ok:
+        raise InputFileError(out, "is not empty (use --force to write into it)")
+    metadata: dict[str, dict[str, Any]] = {"train": {}, "val": {}, "test": {}}
+    records = []
+    for i, (split, _roi_id, _patch) in enumerate(plan):
+        roi = f"roi{10000 + i}"
+        crs, transform = roi_georeference(roi, 1, size)
+        ts = generate_time_series(
+            size, size, n_dates=dates, seed=(seed, 7, i), change_rate=change_rate,
+            crs=crs, transform=transform,
+        )  # fmt: skip
+        tags = {"SYNTHETIC": f"cloudfree.synth {__version__}", "SYNTH_SEED": f"{seed},7,{i}"}
+        paths: dict[str, list[str]] = {"s2_toa": [], "s1": []}
+        for t in range(ts.n_dates):
+            names = {k: _allclear_name(roi, k, ts.dates[t], 0) for k in ("s2_toa", "cld_shdw")}
+            common = {"crs": ts.crs, "transform": ts.transform, "tags": tags}
+            p2 = write_raster(
+                out / roi / "s2_toa" / names["s2_toa"], ts.cloudy_dn[t],
+                descriptions=S2_L1C_NAMES, dtype="uint16", **common,
+            )  # fmt: skip
+            cld = np.zeros((5, size, size), dtype=np.float32)
+            cld[0] = 100.0 * ts.cloud_mask[t]
+            cld[1] = ts.cloud_mask[t]
+            cld[4] = ts.shadow_mask[t] & ~ts.cloud_mask[t]
+            write_raster(out / roi / "cld_shdw" / names["cld_shdw"], cld, dtype="float32", **common)
+            p1 = write_raster(
+                out / roi / "s1" / _allclear_name(roi, "s1", ts.s1_dates[t], 0), ts.sar_db[t],
+                descriptions=S1_NAMES, dtype="float32", **common,
+            )  # fmt: skip
+            write_raster(
+                out / roi / "truth" / names["s2_toa"].replace("s2_toa", "truth"),
+                ts.clear_dn[t], dtype="uint16", **common,
+            )  # fmt: skip
+            write_raster(
+                out / roi / "change" / names["s2_toa"].replace("s2_toa", "change"),
+                ts.change_event[t], dtype="int16", **common,
+            )  # fmt: skip
+            paths["s2_toa"].append(str(p2.relative_to(out)))
+            paths["s1"].append(str(p1.relative_to(out)))
+        cover = ts.cloud_mask.mean(axis=(1, 2)) + ts.shadow_mask.mean(axis=(1, 2))
+        target = int(np.argmin(cover))  # the first of equal minima
+        others = sorted(
+            (t for t in range(ts.n_dates) if t != target), key=lambda t: (abs(t - target), t)
+        )
+        inputs = sorted(others[:tx])
+
+        def stamp(d: Any) -> str:
+            return f"{d.isoformat()} 10:30:00"
+
+        entry = {
+            "roi": [roi, [0.0, 0.0]],
+            "s2_toa": [[stamp(ts.dates[t]), paths["s2_toa"][t]] for t in inputs],
+            "s1": [[stamp(ts.s1_dates[t]), paths["s1"][t]] for t in range(ts.n_dates)],
+            "target": [[stamp(ts.dates[target]), paths["s2_toa"][target]]],
+        }
+        sample_id = f"{roi}_p0"
+        metadata[split][sample_id] = entry
+        record = {"split": split, "id": sample_id, "inputs": inputs, "target": target,
+                  "events": len(ts.events)}  # fmt: skip
+        records.append(record)
+        if on_sample is not None:
+            on_sample(record)
+    for split, entries in metadata.items():
+        atomic_write_text(
+            out / f"allclear_{split}_tx{tx}.json", json.dumps(entries, indent=1) + "\n"
+        )
     return records
