@@ -54,7 +54,7 @@ from cloudfree.io import RasterInfo, open_raster
 from cloudfree.io.checks import check_sar_units, linear_to_db, sample_shape, sar_band_order
 from cloudfree.io.geotiff import describe_read_error
 
-__all__ = ["SAR_BANDS", "SarOnGrid"]
+__all__ = ["SAR_BANDS", "SarOnGrid", "warp_onto_grid"]
 
 #: Error tolerance (source pixels) of GDAL's approximate transformer: effectively exact (0 itself
 #: makes rasterio 1.4 build a warp without transformer, which fails).
@@ -160,58 +160,8 @@ class SarOnGrid:
         except RasterioError as exc:
             raise InputFileError(self.path, describe_read_error(exc, self.path)) from None
         check_sar_units(sample, self.path, self.nodata, self.units)
-        if src.crs is None or grid.crs is None:
-            if (
-                src.crs is None
-                and grid.crs is None
-                and src.transform == grid.transform
-                and (src.height, src.width) == (grid.height, grid.width)
-            ):
-                self.same_grid = True
-                return
-            which = self.path if src.crs is None else grid.path
-            raise InputFileError(
-                which,
-                "has no coordinate reference system, so Sentinel-1 cannot be aligned with the "
-                "optical scene (both files need a CRS, or both none on an identical grid)",
-            )
-        if (
-            src.crs == grid.crs
-            and src.transform.almost_equals(grid.transform)
-            and (src.height, src.width) == (grid.height, grid.width)
-        ):
-            self.same_grid = True
-            return
-        opt_bounds = _bounds(grid.transform, grid.width, grid.height)
-        try:
-            sar_bounds = transform_bounds(
-                src.crs, grid.crs, *_bounds(src.transform, src.width, src.height), densify_pts=21
-            )
-        except (RasterioError, ValueError) as exc:
-            raise InputFileError(
-                self.path, f"its footprint cannot be transformed to {grid.crs} ({exc})"
-            ) from None
-        if not all(math.isfinite(v) for v in sar_bounds) or not _intersects(sar_bounds, opt_bounds):
-            raise InputFileError(
-                self.path,
-                f"does not overlap the optical scene {grid.path.name} (S1 bounds "
-                f"{_fmt(sar_bounds)} vs optical bounds {_fmt(opt_bounds)} in {grid.crs})",
-            )
-        src_nodata = self.nodata
-        if src_nodata is None and np.dtype(src.dtypes[0]).kind == "f":
-            src_nodata = float("nan")
-        self._vrt = WarpedVRT(
-            src,
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=self.resampling,
-            src_nodata=src_nodata,
-            nodata=float("nan"),
-            dtype="float32",
-            tolerance=_WARP_TOLERANCE,
-        )
+        self._vrt = warp_onto_grid(src, self.path, grid, self.resampling, self.nodata, "Sentinel-1")
+        self.same_grid = self._vrt is None
 
     # ------------------------------------------------------------------ reading
     def read(self, window: Window) -> np.ndarray:
@@ -235,6 +185,70 @@ class SarOnGrid:
     def resampling_name(self) -> str:
         """What was done to S1: ``none (same grid)`` or the warp's resampling."""
         return "none (same grid)" if self.same_grid else f"{self.resampling.name} warp"
+
+
+def warp_onto_grid(
+    src: Any,
+    path: Path,
+    grid: RasterInfo,
+    resampling: Resampling,
+    nodata: float | None,
+    what: str,
+) -> Any:
+    """``None`` when the open raster ``src`` is already on ``grid`` (read it directly), else a
+    float32 :class:`~rasterio.vrt.WarpedVRT` of it on ``grid`` (module docstring: the warp, the
+    overlap check, the no-CRS rule); NaN where there is no valid source value. ``what`` names
+    the data in errors (``"Sentinel-1"``)."""
+    if src.crs is None or grid.crs is None:
+        if (
+            src.crs is None
+            and grid.crs is None
+            and src.transform == grid.transform
+            and (src.height, src.width) == (grid.height, grid.width)
+        ):
+            return None
+        which = path if src.crs is None else grid.path
+        raise InputFileError(
+            which,
+            f"has no coordinate reference system, so {what} cannot be aligned with the "
+            "optical scene (both files need a CRS, or both none on an identical grid)",
+        )
+    if (
+        src.crs == grid.crs
+        and src.transform.almost_equals(grid.transform)
+        and (src.height, src.width) == (grid.height, grid.width)
+    ):
+        return None
+    opt_bounds = _bounds(grid.transform, grid.width, grid.height)
+    try:
+        src_bounds = transform_bounds(
+            src.crs, grid.crs, *_bounds(src.transform, src.width, src.height), densify_pts=21
+        )
+    except (RasterioError, ValueError) as exc:
+        raise InputFileError(
+            path, f"its footprint cannot be transformed to {grid.crs} ({exc})"
+        ) from None
+    if not all(math.isfinite(v) for v in src_bounds) or not _intersects(src_bounds, opt_bounds):
+        raise InputFileError(
+            path,
+            f"does not overlap the optical scene {grid.path.name} ({what} bounds "
+            f"{_fmt(src_bounds)} vs optical bounds {_fmt(opt_bounds)} in {grid.crs})",
+        )
+    src_nodata = nodata
+    if src_nodata is None and np.dtype(src.dtypes[0]).kind == "f":
+        src_nodata = float("nan")
+    return WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        src_nodata=src_nodata,
+        nodata=float("nan"),
+        dtype="float32",
+        tolerance=_WARP_TOLERANCE,
+    )
 
 
 def _fmt(b: tuple[float, ...]) -> str:
