@@ -9,6 +9,7 @@ leave a partial output file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,12 +27,30 @@ def _path(**kw: object) -> click.Path:
 @click.option(
     "--optical",
     type=_path(),
-    help="Cloudy Sentinel-2 (L1C DN): a GeoTIFF, a .SAFE product or a folder of per-band files.",
+    multiple=True,
+    help="Cloudy Sentinel-2 (L1C DN): a GeoTIFF, a .SAFE product or a folder of per-band files. "
+    "Repeat it (with --sar) for a time series.",
 )
 @click.option(
     "--sar",
     type=_path(),
-    help="Sentinel-1 (VV, VH in dB), any CRS/grid: a GeoTIFF or a folder of VV/VH files.",
+    multiple=True,
+    help="Sentinel-1 (VV, VH in dB), any CRS/grid: a GeoTIFF or a folder of VV/VH files "
+    "(one per --optical, same order).",
+)
+@click.option(
+    "--series",
+    type=_path(),
+    help="Time series as a CSV with columns date,optical,sar[,mask] (instead of --optical/--sar).",
+)
+@click.option(
+    "--target-date",
+    help="Time series: the date to restore (YYYY-MM-DD, one of the S2 dates; default the latest).",
+)
+@click.option(
+    "--composite",
+    type=click.Choice(["least_cloudy", "mosaic", "most_recent_clear"]),
+    help="Time series without a trained model: a temporal composite instead of --weights.",
 )
 @click.option("--out", type=_path(), help="Output GeoTIFF (on the optical grid).")
 @click.option(
@@ -44,7 +63,6 @@ def _path(**kw: object) -> click.Path:
 @click.option(
     "--weights",
     type=_path(),
-    required=True,
     help="Pretrained directory (config.json + model.safetensors, or a training run) or an "
     "official checkpoint file (then --model is required).",
 )
@@ -130,12 +148,15 @@ def _path(**kw: object) -> click.Path:
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (list mode: redo).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def predict(
-    optical: Path | None,
-    sar: Path | None,
+    optical: tuple[Path, ...],
+    sar: tuple[Path, ...],
+    series: Path | None,
+    target_date: str | None,
+    composite: str | None,
     out: Path | None,
     scene_list: Path | None,
     out_dir: Path | None,
-    weights: Path,
+    weights: Path | None,
     model_name: str | None,
     args: tuple[str, ...],
     file_bands: str | None,
@@ -168,6 +189,10 @@ def predict(
       cloudfree predict --optical CLOUDY.tif --sar S1.tif --weights DIR --out OUT.tif
     Many scenes (resumable; under torchrun each process takes scene i if i % WORLD_SIZE == RANK):
       cloudfree predict --list scenes.csv --out-dir OUT/ --weights DIR
+    A time series of one area (a temporal model, or a composite without any model):
+      cloudfree predict --optical T1.tif --sar S1_1.tif --optical T2.tif --sar S1_2.tif
+        --target-date 2018-06-01 --weights DIR --out OUT.tif   (or --series dates.csv)
+      cloudfree predict --series dates.csv --composite mosaic --out OUT.tif
 
     The output has the optical file's CRS, transform and size, one band per model band (named),
     tags naming the model, weights SHA-256, normalisation protocol and tiling.
@@ -184,7 +209,27 @@ def predict(
     )
     from cloudfree.predict.scene import sar_coverage_warning
 
-    single = any(v is not None for v in (optical, sar, out))
+    if series is not None or composite is not None or len(optical) > 1 or len(sar) > 1:
+        _predict_series(
+            optical, sar, series, target_date, composite, out, weights, model_name, args,
+            device, scene_list, quicklook, keep_clear, mask,
+            PredictOptions(
+                tile_size=tile_size, overlap=overlap, batch_size=batch_size, dtype=dtype,
+                file_bands=file_bands,  # type: ignore[arg-type]
+                fill_bands=fill_bands, pb04_offset=pb04_offset, optical_nodata=optical_nodata,
+                optical_scale=optical_scale, sar_units=sar_units, sar_nodata=sar_nodata,
+                sar_bands=sar_bands, keep_clear=keep_clear, replace_shadow=replace_shadow,
+                mask_dilation=mask_dilation, cog=cog, overwrite=overwrite, progress=not quiet,
+            ),
+        )  # fmt: skip
+        return
+    if target_date is not None:
+        raise ConfigError("--target-date belongs to a time series (several --optical, or --series)")
+    if weights is None:
+        raise ConfigError("missing --weights (a pretrained directory, run or checkpoint)")
+    optical_one = optical[0] if optical else None
+    sar_one = sar[0] if sar else None
+    single = any(v is not None for v in (optical_one, sar_one, out))
     if scene_list is not None:
         if single:
             raise ConfigError("--list replaces --optical/--sar/--out; give one or the other")
@@ -197,7 +242,9 @@ def predict(
             )
     else:
         missing = [
-            n for n, v in (("--optical", optical), ("--sar", sar), ("--out", out)) if v is None
+            n
+            for n, v in (("--optical", optical_one), ("--sar", sar_one), ("--out", out))
+            if v is None
         ]
         if missing:
             raise ConfigError(
@@ -238,8 +285,8 @@ def predict(
     loaded = load_model(weights, name=model_name, kwargs=parse_assignments(args), device=dev)
 
     if jobs is None:
-        assert optical is not None and sar is not None and out is not None
-        r = predict_scene(loaded, optical, sar, out, options)
+        assert optical_one is not None and sar_one is not None and out is not None
+        r = predict_scene(loaded, optical_one, sar_one, out, options)
         extra = (
             f", {100 * r.replaced_fraction:.1f} % replaced"
             if r.replaced_fraction is not None
@@ -251,7 +298,7 @@ def predict(
         )
         if r.quicklook is not None:
             click.echo(f"{r.quicklook}: quicklook")
-        warning = sar_coverage_warning(r, sar)
+        warning = sar_coverage_warning(r, sar_one)
         if warning is not None:
             click.echo(warning, err=True)
         return
@@ -273,3 +320,69 @@ def predict(
     if res.failed:
         lines = "; ".join(f"line {j.line}: {msg}" for j, msg in res.failed)
         raise click.ClickException(f"{len(res.failed)} scene(s) failed: {lines}")
+
+
+def _predict_series(
+    optical: tuple[Path, ...],
+    sar: tuple[Path, ...],
+    series: Path | None,
+    target_date: str | None,
+    composite: str | None,
+    out: Path | None,
+    weights: Path | None,
+    model_name: str | None,
+    args: tuple[str, ...],
+    device: str,
+    scene_list: Path | None,
+    quicklook: Path | None,
+    keep_clear: bool,
+    mask: Path | None,
+    options: Any,
+) -> None:
+    """``cloudfree predict`` on a time series (:func:`cloudfree.predict.predict_time_series`)."""
+    from cloudfree.cli.models_cmd import parse_assignments
+    from cloudfree.predict import load_model, resolve_device
+    from cloudfree.predict.timeseries import (
+        CompositePredictor,
+        dated_inputs,
+        predict_time_series,
+        read_series_csv,
+    )
+
+    if scene_list is not None or quicklook is not None or mask is not None:
+        raise ConfigError("a time series takes no --list, --quicklook or --mask")
+    if out is None:
+        raise ConfigError("missing --out (the output GeoTIFF)")
+    if series is not None:
+        if optical or sar:
+            raise ConfigError("--series replaces --optical/--sar; give one or the other")
+        items, note = read_series_csv(series)
+    else:
+        items, note = dated_inputs(optical, sar)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    if (composite is None) == (weights is None):
+        raise ConfigError("give either --weights (a temporal model) or --composite NAME")
+    if composite is not None:
+        predictor: Any = CompositePredictor(composite)
+    else:
+        assert weights is not None
+        predictor = load_model(
+            weights,
+            name=model_name,
+            kwargs=parse_assignments(args),
+            device=resolve_device(device),
+            temporal=True,
+        )
+    r = predict_time_series(predictor, items, out, options, target_date=target_date)
+    what = "composite" if composite else "prediction"
+    click.echo(
+        f"{r.path}: {predictor.name} {what} of {r.tags['TARGET_DATE']} from {len(items)} dates, "
+        f"{r.width}x{r.height}, {100 * r.valid_fraction:.1f} % valid, {r.seconds:.1f} s"
+    )
+    if "NO_CLEAR_FRACTION" in r.tags and float(r.tags["NO_CLEAR_FRACTION"]) > 0:
+        click.echo(
+            f"Warning: {100 * float(r.tags['NO_CLEAR_FRACTION']):.1f} % of the pixels were "
+            "clear on no date; they hold the least cloudy date's value",
+            err=True,
+        )

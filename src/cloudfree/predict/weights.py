@@ -30,17 +30,28 @@ def load_model(
     name: str | None = None,
     kwargs: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
+    temporal: bool = False,
 ) -> LoadedModel:
     """Load the network from a pretrained directory, a training run or an official checkpoint
-    (:func:`cloudfree.models.load_model`) and check that it takes one date.
+    (:func:`cloudfree.models.load_model`) and check that it takes one date (``temporal=True``:
+    a time series, for :func:`cloudfree.predict.predict_time_series`).
 
     Raises:
-        ConfigError: a multi-temporal model, or what :func:`cloudfree.models.load_model` raises.
+        ConfigError: a model of the other kind, or what :func:`cloudfree.models.load_model`
+            raises.
         InputFileError: see :func:`cloudfree.models.load_model`.
     """
     from cloudfree.models import spec_of
 
     loaded = _load_any(weights, name=name, kwargs=kwargs, device=device)
-    if spec_of(loaded.model).inputs.temporal:
-        raise ConfigError(f"model {loaded.name!r} is multi-temporal; predict takes one date")
+    is_temporal = spec_of(loaded.model).inputs.temporal
+    if is_temporal and not temporal:
+        raise ConfigError(
+            f"model {loaded.name!r} is multi-temporal: give it a time series (several "
+            "--optical and --sar files, or --series CSV)"
+        )
+    if temporal and not is_temporal:
+        raise ConfigError(
+            f"model {loaded.name!r} is mono-temporal: it takes one date (one --optical, one --sar)"
+        )
     return loaded

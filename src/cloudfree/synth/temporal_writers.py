@@ -44,6 +44,7 @@ __all__ = [
     "plan_ts_samples",
     "write_allclear_synthetic",
     "write_sen12mscr_ts_synthetic",
+    "write_time_series_scene",
 ]
 
 TS_MANIFEST_NAME = "synthetic_manifest.json"
@@ -302,4 +303,47 @@ def write_allclear_synthetic(
         atomic_write_text(
             out / f"allclear_{split}_tx{tx}.json", json.dumps(entries, indent=1) + "\n"
         )
+    return records
+
+
+def write_time_series_scene(
+    outdir: str | os.PathLike[str],
+    *,
+    height: int,
+    width: int,
+    n_dates: int,
+    seed: int,
+    change_rate: float = 0.5,
+    prefix: str = "scene",
+) -> list[dict[str, Any]]:
+    """One scene on ``n_dates`` dates as dated GeoTIFFs on one grid (for time-series predict):
+    ``<prefix>_s2_<YYYY-MM-DD>.tif`` (cloudy, uint16 13 bands, tag ``DATE``),
+    ``<prefix>_s1_<YYYY-MM-DD>.tif`` (VV, VH dB, named and tagged with its S2 date),
+    ``<prefix>_truth_<date>.tif`` and ``<prefix>_mask_<date>.tif`` (int8 1 cloud, -1 shadow).
+    Returns one record per date (``date``, ``s2``, ``s1``, ``truth``, ``mask``, ``cover``)."""
+    if not prefix or any(c in prefix for c in "/\\\\"):
+        raise ConfigError(f"prefix must be a plain file-name prefix, got {prefix!r}")
+    out = Path(outdir)
+    ts = generate_time_series(height, width, n_dates=n_dates, seed=seed, change_rate=change_rate)
+    records = []
+    for t in range(ts.n_dates):
+        d = ts.dates[t].isoformat()
+        tags = {"SYNTHETIC": f"cloudfree.synth {__version__}", "DATE": d}
+        common = {"crs": ts.crs, "transform": ts.transform, "tags": tags}
+        rec = {
+            "date": d,
+            "s2": write_raster(out / f"{prefix}_s2_{d}.tif", ts.cloudy_dn[t],
+                               descriptions=S2_L1C_NAMES, dtype="uint16", **common),
+            "s1": write_raster(out / f"{prefix}_s1_{d}.tif", ts.sar_db[t],
+                               descriptions=S1_NAMES, dtype="float32", **common),
+            "truth": write_raster(out / f"{prefix}_truth_{d}.tif", ts.clear_dn[t],
+                                  descriptions=S2_L1C_NAMES, dtype="uint16", **common),
+            "mask": write_raster(
+                out / f"{prefix}_mask_{d}.tif",
+                np.where(ts.cloud_mask[t], 1, np.where(ts.shadow_mask[t], -1, 0)).astype(np.int8),
+                dtype="int8", **common,
+            ),
+            "cover": float(ts.covers[t]),
+        }  # fmt: skip
+        records.append(rec)
     return records
