@@ -84,8 +84,14 @@ def worker(workdir: str, size: int, predictor: str) -> None:
     t0 = time.perf_counter()
     out = Path(workdir) / f"out_{size}_{predictor}.tif"
     predict_time_series(pred, items, out, PredictOptions(progress=False, overwrite=True))
-    print(json.dumps({"size": size, "predictor": predictor, "peak_mib": _peak_kib() / 1024,
-                      "before_mib": before / 1024, "seconds": time.perf_counter() - t0}))  # fmt: skip
+    row = {
+        "size": size,
+        "predictor": predictor,
+        "peak_mib": _peak_kib() / 1024,
+        "before_mib": before / 1024,
+        "seconds": time.perf_counter() - t0,
+    }
+    print(json.dumps(row))
 
 
 def main() -> None:
