@@ -123,6 +123,14 @@ def test_all_cloudy_stack_says_which_pixels_had_no_clear_observation(scene, tmp_
     assert res.tags["NO_CLEAR_FRACTION"] == "1.0000"
     out = read_raster(res.path).array
     assert (out > 0).all()  # the least cloudy date's values, never zeros
+    side = read_raster(tmp_path / "o_no_clear.tif")
+    assert side.array.dtype == np.uint8 and (side.array == 1).all()
+    (tmp_path / "o2_no_clear.tif").write_bytes(b"keep")  # a user's file of the sidecar's name
+    with pytest.raises(InputFileError, match="--overwrite"):
+        predict_time_series(CompositePredictor("mosaic"), items, tmp_path / "o2.tif",
+                            PredictOptions(**FAST))  # fmt: skip
+    assert (tmp_path / "o2_no_clear.tif").read_bytes() == b"keep"
+    assert not (tmp_path / "o2.tif").exists()
 
 
 # ------------------------------------------------------------------------------- networks

@@ -383,6 +383,7 @@ def _predict_series(
     if "NO_CLEAR_FRACTION" in r.tags and float(r.tags["NO_CLEAR_FRACTION"]) > 0:
         click.echo(
             f"Warning: {100 * float(r.tags['NO_CLEAR_FRACTION']):.1f} % of the pixels were "
-            "clear on no date; they hold the least cloudy date's value",
+            f"clear on no date; they hold the least cloudy date's value (marked in "
+            f"{r.tags['NO_CLEAR_MASK']})",
             err=True,
         )

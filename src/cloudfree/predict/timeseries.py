@@ -33,6 +33,8 @@ Decisions:
   date's value; their fraction is reported (``PredictResult.tags["NO_CLEAR_FRACTION"]``).
 * A pixel is predicted where at least one date has valid optical and SAR values (composites:
   valid optical); elsewhere the output is nodata.
+* A composite also writes ``<out stem>_no_clear.tif`` (uint8, 1 where no date was clear), under
+  the same overwrite rules as the output.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from rasterio.windows import Window
 
 from cloudfree.bands import S2_L1C, BandSet
 from cloudfree.errors import ConfigError, InputFileError
-from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info
+from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info, write_raster
 from cloudfree.io.bandmap import BandMap, map_bands, parse_band_fills
 from cloudfree.io.geotiff import describe_read_error, raster_files
 from cloudfree.io.outputs import check_output
@@ -81,6 +83,7 @@ from cloudfree.predict.weights import LoadedModel
 
 __all__ = [
     "DatedInput",
+    "no_clear_path",
     "CompositePredictor",
     "acquisition_date",
     "dated_inputs",
@@ -381,6 +384,11 @@ class _SeriesRun(_SceneRun):
         return y.float().cpu().numpy()
 
 
+def no_clear_path(out: Path) -> Path:
+    """The composite's sidecar mask: ``<out stem>_no_clear.tif`` next to ``out``."""
+    return out.with_name(f"{out.stem}_no_clear.tif")
+
+
 def _series_inputs(items: Sequence[DatedInput], loaded: Any, out: Path) -> list[Path]:
     files: list[Path] = []
     for it in items:
@@ -431,7 +439,11 @@ def predict_time_series(
                 f"model {loaded.name!r} takes at most {spec.max_dates} dates, got {len(items)}"
             )
     target = targets[0]
-    check_output(out, inputs=_series_inputs(items, loaded, out), overwrite=opts.overwrite)
+    inputs = _series_inputs(items, loaded, out)
+    check_output(out, inputs=inputs, overwrite=opts.overwrite)
+    sidecar = no_clear_path(out) if composite else None
+    if sidecar is not None:
+        check_output(sidecar, inputs=inputs, overwrite=opts.overwrite, what="no-clear mask")
     info = raster_info(target.optical)
     nodata = resolve_optical_nodata(info, opts.optical_nodata)
     target_bandmap = map_bands(
@@ -469,11 +481,13 @@ def predict_time_series(
                     "SOURCE_SAR": ",".join(it.sar.name for it in items),
                 }
             )
+            no_clear = None
             if composite:
                 tags["METHOD"] = f"temporal composite {loaded.name} (no network)"
                 no_clear = np.logical_and.reduce(not_clear) if not_clear else None
                 if no_clear is not None:
                     tags["NO_CLEAR_FRACTION"] = f"{float(no_clear.mean()):.4f}"
+                    tags["NO_CLEAR_MASK"] = sidecar.name  # type: ignore[union-attr]
             run = _SeriesRun(
                 loaded, opts, info, target_src, target_bandmap, readers, sars, days,
                 not_clear, nodata, grid, replace,
@@ -494,6 +508,19 @@ def predict_time_series(
                 blocksize=_BLOCK,
             ) as writer:
                 run.execute(writer, None, [], 0, None, target.sar)
+            if no_clear is not None and sidecar is not None:
+                write_raster(
+                    sidecar,
+                    no_clear.astype(np.uint8),
+                    crs=info.crs,
+                    transform=info.transform,
+                    descriptions=["no_clear"],
+                    tags={
+                        "MEANING": "1 = no date was clear here (least cloudy date's value)",
+                        "SOURCE": out.name,
+                    },  # fmt: skip
+                    dtype="uint8",
+                )
         finally:
             target_src.close()
             for r in readers:
