@@ -267,7 +267,15 @@ def test_dataset_must_be_registered() -> None:
     msg = str(info.value)
     assert msg.startswith("my.yaml: invalid training configuration: data.dataset: ")
     assert "unknown dataset 'sen12mcr' (did you mean 'sen12mscr'?)" in msg
-    assert "registered datasets: sen12mscr" in msg and "\n" not in msg
+    assert "registered datasets: allclear, sen12mscr, sen12mscr_ts" in msg and "\n" not in msg
+
+
+def test_time_series_datasets_are_refused_by_the_trainer(tmp_path) -> None:
+    from cloudfree.train.run import check_config
+
+    cfg = build_config(MINIMAL, {"data.dataset": "sen12mscr_ts", "data.root": str(tmp_path)})
+    with pytest.raises(ConfigError, match="'sen12mscr_ts' holds time series; the trainer"):
+        check_config(cfg)
 
 
 def test_masks_key_defaults_to_null() -> None:

@@ -142,6 +142,14 @@ def check_config(config: TrainConfig) -> None:
             f"model.name: {config.model.name!r} is a multi-temporal model; the trainer handles "
             "mono-temporal SEN12MS-CR models only"
         )
+    from cloudfree.data import get_dataset
+
+    if get_dataset(config.data.dataset).temporal:
+        raise ConfigError(
+            f"data.dataset: {config.data.dataset!r} holds time series; the trainer handles "
+            "mono-temporal datasets only (evaluate temporal models on it with `cloudfree "
+            "evaluate --dataset`; time-series training comes with the temporal model families)"
+        )
     try:
         build_loss(config.loss.name, **config.loss.kwargs)
     except ConfigError as exc:
