@@ -428,21 +428,7 @@ def predict_scene(
                 tags = _tags(loaded, opts, optical, sar, s1, nodata, replace, bandmap)
                 run = _SceneRun(loaded, opts, info, src, s1, bandmap, nodata, grid, replace)
                 quick = QuicklookCollector(info.height, info.width) if rgb else None
-                nodata_out = 0 if opts.dtype == "uint16" else float("nan")
-                with RasterWriter(
-                    out,
-                    count=len(loaded.bands),
-                    height=info.height,
-                    width=info.width,
-                    dtype=opts.dtype,
-                    crs=info.crs,
-                    transform=info.transform,
-                    nodata=nodata_out,
-                    descriptions=list(loaded.bands.names),
-                    tags=tags,
-                    cog=opts.cog,
-                    blocksize=_BLOCK,
-                ) as writer:
+                with output_writer(out, loaded.bands, info, opts, tags) as writer:
                     image = run.execute(writer, quick, rgb, progress_position, on_tile, sar)
         finally:
             src.close()
@@ -464,6 +450,27 @@ def predict_scene(
         tags=tags,
         sar_coverage=(run.n_both / run.n_opt) if run.n_opt else None,
         kept_unpredicted_fraction=(run.n_kept_unpredicted / n_pix) if replace is not None else None,
+    )
+
+
+def output_writer(
+    out: Path, bands: Any, info: RasterInfo, opts: PredictOptions, tags: dict[str, str]
+) -> RasterWriter:
+    """The prediction's GeoTIFF on the optical grid: one named band per model band, nodata 0
+    (uint16 DN) or NaN (float32 reflectance), written atomically."""
+    return RasterWriter(
+        out,
+        count=len(bands),
+        height=info.height,
+        width=info.width,
+        dtype=opts.dtype,
+        crs=info.crs,
+        transform=info.transform,
+        nodata=0 if opts.dtype == "uint16" else float("nan"),
+        descriptions=list(bands.names),
+        tags=tags,
+        cog=opts.cog,
+        blocksize=_BLOCK,
     )
 
 

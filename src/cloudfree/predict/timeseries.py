@@ -57,7 +57,7 @@ from rasterio.windows import Window
 
 from cloudfree.bands import S2_L1C, BandSet
 from cloudfree.errors import ConfigError, InputFileError
-from cloudfree.io import RasterInfo, RasterWriter, open_raster, raster_info, write_raster
+from cloudfree.io import RasterInfo, open_raster, raster_info, write_raster
 from cloudfree.io.bandmap import BandMap, map_bands, parse_band_fills
 from cloudfree.io.geotiff import describe_read_error, raster_files
 from cloudfree.io.outputs import check_output
@@ -67,7 +67,6 @@ from cloudfree.normalization import normalize_optical, normalize_sar
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid, warp_onto_grid
 from cloudfree.predict.inputs import check_optical_file, optical_factor, resolve_optical_nodata
 from cloudfree.predict.scene import (
-    _BLOCK,
     _OPT_VALID,
     _SAR_VALID,
     PredictOptions,
@@ -77,6 +76,7 @@ from cloudfree.predict.scene import (
     _rule_based_mask,
     _SceneRun,
     _tags,
+    output_writer,
 )
 from cloudfree.predict.tiling import TileGrid
 from cloudfree.predict.weights import LoadedModel
@@ -492,21 +492,7 @@ def predict_time_series(
                 loaded, opts, info, target_src, target_bandmap, readers, sars, days,
                 not_clear, nodata, grid, replace,
             )  # fmt: skip
-            nodata_out = 0 if opts.dtype == "uint16" else float("nan")
-            with RasterWriter(
-                out,
-                count=len(loaded.bands),
-                height=info.height,
-                width=info.width,
-                dtype=opts.dtype,
-                crs=info.crs,
-                transform=info.transform,
-                nodata=nodata_out,
-                descriptions=list(loaded.bands.names),
-                tags=tags,
-                cog=opts.cog,
-                blocksize=_BLOCK,
-            ) as writer:
+            with output_writer(out, loaded.bands, info, opts, tags) as writer:
                 run.execute(writer, None, [], 0, None, target.sar)
             if no_clear is not None and sidecar is not None:
                 write_raster(

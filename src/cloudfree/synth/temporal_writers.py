@@ -33,11 +33,12 @@ from cloudfree import __version__
 from cloudfree.bands import S1_NAMES, S2_L1C_NAMES
 from cloudfree.data.sen12mscr_ts import ts_file_name
 from cloudfree.data.splits import load_sen12mscr_ts_splits
-from cloudfree.errors import ConfigError, InputFileError
+from cloudfree.errors import ConfigError
 from cloudfree.io import write_raster
 from cloudfree.io.atomic import atomic_write_text
 from cloudfree.synth.geo import roi_georeference
 from cloudfree.synth.timeseries import MAX_DATES, SyntheticTimeSeries, generate_time_series
+from cloudfree.synth.writers import prepare_outdir
 
 __all__ = [
     "TS_MANIFEST_NAME",
@@ -148,7 +149,8 @@ def write_sen12mscr_ts_synthetic(
 
     Raises:
         ConfigError: a bad argument (patches < 3, dates outside 2..30, size < 16).
-        InputFileError: ``outdir`` is a file, or holds data and ``exist_ok`` is False.
+        InputFileError / DatasetError: ``outdir`` is a file, or holds data and ``exist_ok`` is
+            False.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ConfigError(f"size must be an integer >= 16, got {size!r}")
@@ -162,10 +164,7 @@ def write_sen12mscr_ts_synthetic(
         raise ConfigError(f"change_rate must be a number >= 0, got {change_rate!r}")
     plan = plan_ts_samples(patches)
     out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise InputFileError(out, "exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not exist_ok:
-        raise InputFileError(out, "is not empty (use --force to write into it)")
+    prepare_outdir(out, exist_ok)
     records = []
     for i, (split, roi_id, patch) in enumerate(plan):
         crs, transform = roi_georeference(roi_id, patch + 1, size)
@@ -235,10 +234,7 @@ def write_allclear_synthetic(
         raise ConfigError(f"size must be an integer >= 16, got {size!r}")
     plan = plan_ts_samples(patches)
     out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise InputFileError(out, "exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not exist_ok:
-        raise InputFileError(out, "is not empty (use --force to write into it)")
+    prepare_outdir(out, exist_ok)
     metadata: dict[str, dict[str, Any]] = {"train": {}, "val": {}, "test": {}}
     records = []
     for i, (split, _roi_id, _patch) in enumerate(plan):

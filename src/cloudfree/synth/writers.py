@@ -188,7 +188,8 @@ def plan_sen12mscr_samples(patches: int, seed: int) -> list[SamplePlan]:
     return plans
 
 
-def _prepare_outdir(out: Path, exist_ok: bool) -> None:
+def prepare_outdir(out: Path, exist_ok: bool) -> None:
+    """Refuse a file, or a non-empty directory unless ``exist_ok``; create the directory."""
     if out.exists() and not out.is_dir():
         raise InputFileError(out, "exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not exist_ok:
@@ -350,7 +351,7 @@ def write_sen12mscr_synthetic(
     """
     n, s, k, lay = _validate(patches, size, seed, layout)
     out = Path(outdir)
-    _prepare_outdir(out, exist_ok)
+    prepare_outdir(out, exist_ok)
     flat_root = out / "flat" if lay == "both" else out
     plans = plan_sen12mscr_samples(n, k)
     records: list[dict[str, Any]] = []
