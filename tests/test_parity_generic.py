@@ -15,7 +15,7 @@ import json
 import pytest
 import torch
 
-from cloudfree.models import list_models, load_official_checkpoint, run_model
+from cloudfree.models import get_model_info, list_models, load_official_checkpoint, run_model
 from conftest import find_shared_dir
 from parity import case_names, file_sha256, load_case
 
@@ -56,6 +56,12 @@ def test_model_case_through_run_model(shared_dir, shared_path, case_name):
     """Blocks, metrics and cloud masks are compared by their own tests."""
     shared_path(f"parity/{case_name}/case.json")
     case = load_case(shared_dir, case_name)
+    if (
+        case.model_name in list_models(include_blocks=True)
+        and get_model_info(case.model_name).is_block
+    ):
+        pytest.skip(f"{case.model_name} is a building block, called as the official module: "
+                    "compared by its family test (test_utae.py)")  # fmt: skip
     if case.model_name not in list_models(include_standins=True):
         pytest.skip(f"model {case.model_name} not implemented yet")
     model = load_official_checkpoint(case.model_name, case.checkpoint_path, **case.kwargs)

@@ -50,6 +50,10 @@ SpecSource = ModelSpec | Callable[[Mapping[str, Any]], ModelSpec]
 #: Tag of stand-in models (small networks that prove a contract before a real family exists);
 #: :func:`list_models` leaves them out unless asked.
 STANDIN_TAG = "standin"
+#: Tag of registered building blocks (the U-TAE backbone, the L-TAE): loadable from official
+#: checkpoints and called as the official modules, but not cloud-removal models by themselves;
+#: never listed by :func:`list_models` (``include_blocks=True`` lists them).
+BLOCK_TAG = "block"
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class ModelInfo:
     @property
     def is_standin(self) -> bool:
         return STANDIN_TAG in self.tags
+
+    @property
+    def is_block(self) -> bool:
+        return BLOCK_TAG in self.tags
 
     def check_kwargs(self, kwargs: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigError` when ``kwargs`` do not fit the constructor's signature
@@ -178,15 +186,19 @@ def register_model(
     return decorator
 
 
-def list_models(pattern: str | None = None, *, include_standins: bool = False) -> list[str]:
+def list_models(
+    pattern: str | None = None, *, include_standins: bool = False, include_blocks: bool = False
+) -> list[str]:
     """Registered model names (sorted), optionally filtered by a shell-style ``pattern``;
-    stand-in models (tag :data:`STANDIN_TAG`) only with ``include_standins``."""
+    stand-in models (tag :data:`STANDIN_TAG`) only with ``include_standins``, building blocks
+    (:data:`BLOCK_TAG`) only with ``include_blocks``."""
     names = sorted(_REGISTRY)
     return [
         n
         for n in names
         if (pattern is None or fnmatch.fnmatch(n, pattern))
         and (include_standins or not _REGISTRY[n].is_standin)
+        and (include_blocks or not _REGISTRY[n].is_block)
     ]
 
 
