@@ -11,7 +11,13 @@ model's normalisation protocol's scaling (``get_model_info(name).protocol``); an
 See ``docs/architecture.md`` for the contract.
 """
 
-from cloudfree.models import dsen2cr, glf_cr, standins, utae  # noqa: F401  (registers them)
+from cloudfree.models import (  # noqa: F401  (registers the models)
+    dsen2cr,
+    glf_cr,
+    standins,
+    uncrtaints,
+    utae,
+)
 from cloudfree.models._registry import (
     STANDIN_TAG,
     ModelInfo,

@@ -110,6 +110,10 @@ class InputSpec:
         sar_channels: SAR channels (None: not checked; 0 for optical-only networks).
         spatial_multiple: the network pads H and W internally to a multiple of this (1: none);
             any H and W are accepted either way, this tells tilers which sizes cost nothing.
+        padding_invariant: a padded date (``time_mask`` False) changes nothing: the output
+            equals that of the sample without it. False for networks that, as their official
+            code, normalise over all dates first (UnCRtainTS's L-TAE GroupNorm sees the zeroed
+            padded frames); what padded frames hold never matters either way.
     """
 
     temporal: bool = False
@@ -119,6 +123,7 @@ class InputSpec:
     optical_channels: int | None = 13
     sar_channels: int | None = 2
     spatial_multiple: int = 1
+    padding_invariant: bool = True
 
     def __post_init__(self) -> None:
         if self.needs_dates and not self.temporal:

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LTAE2d", "PositionalEncoder"]
+__all__ = ["LTAE2d", "LTAE2dTiny", "PositionalEncoder"]
 
 
 class PositionalEncoder(nn.Module):
@@ -63,17 +63,21 @@ class _MasterQueryAttention(nn.Module):
         self.dropout = nn.Dropout(attn_dropout)
         self.temperature = math.sqrt(d_k)
 
-    def forward(self, v: Tensor, pad_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """``v [N, T, d_in]`` -> heads ``[n_head, N, d_in / n_head]``, attention
-        ``[n_head, N, T]``."""
+    def weights(self, v: Tensor, pad_mask: Tensor | None) -> Tensor:
+        """Attention ``[n_head, N, T]`` of ``v [N, T, d_in]`` (before dropout)."""
         n, t, _ = v.shape
         h, dk = self.n_head, self.d_k
         k = self.fc1_k(v).view(n, t, h, dk).permute(2, 0, 1, 3)  # [h, N, T, dk]
         logits = torch.einsum("hd,hntd->hnt", self.Q, k) / self.temperature
         if pad_mask is not None:
             logits = logits.masked_fill(pad_mask[None], -1e3)
-        attn = self.dropout(torch.softmax(logits, dim=-1))
-        values = torch.stack(v.split(v.shape[-1] // h, dim=-1))  # [h, N, T, d_in / h]
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, v: Tensor, pad_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``v [N, T, d_in]`` -> heads ``[n_head, N, d_in / n_head]``, attention
+        ``[n_head, N, T]``."""
+        attn = self.dropout(self.weights(v, pad_mask))
+        values = torch.stack(v.split(v.shape[-1] // self.n_head, dim=-1))  # [h, N, T, d_in / h]
         out = torch.einsum("hnt,hntc->hnc", attn, values)
         return out, attn
 
@@ -142,3 +146,50 @@ class LTAE2d(nn.Module):
         if self.return_att:
             return out, attn
         return out
+
+
+class LTAE2dTiny(nn.Module):
+    """UnCRtainTS's tiny L-TAE: the input GroupNorm, ``inconv``, the date encoding and the
+    per-head master-query attention of :class:`LTAE2d`, returning only the attention
+    ``[n_head, B, T, H, W]`` (no value path, no MLP, no dropout: UnCRtainTS applies its
+    dropout after upsampling the attention). Keys as the official ``LTAE2dtiny``."""
+
+    def __init__(
+        self,
+        in_channels: int = 128,
+        n_head: int = 16,
+        d_k: int = 4,
+        d_model: int | None = 256,
+        T: float = 1000,
+        positional_encoding: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.n_head = in_channels, n_head
+        self.d_model = d_model if d_model is not None else in_channels
+        self.inconv = nn.Conv1d(in_channels, d_model, 1) if d_model is not None else None
+        self.positional_encoder = (
+            PositionalEncoder(self.d_model // n_head, T=T, repeat=n_head)
+            if positional_encoding
+            else None
+        )
+        self.attention_heads = _MasterQueryAttention(n_head, d_k, self.d_model, attn_dropout=0.0)
+        self.in_norm = nn.GroupNorm(n_head, in_channels)
+
+    def forward(
+        self, x: Tensor, batch_positions: Tensor | None = None, pad_mask: Tensor | None = None
+    ) -> Tensor:
+        b, t, c, h, w = x.shape
+        out = self.in_norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, c, t))
+        if self.inconv is not None:
+            out = self.inconv(out)
+        out = out.permute(0, 2, 1)
+        per_pixel = None
+        if pad_mask is not None:
+            per_pixel = pad_mask[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
+        if self.positional_encoder is not None:
+            if batch_positions is None:
+                raise ValueError("batch_positions are needed with positional_encoding=True")
+            pos = batch_positions[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
+            out = out + self.positional_encoder(pos)
+        attn = self.attention_heads.weights(out, per_pixel)
+        return attn.view(self.n_head, b, h, w, t).permute(0, 1, 4, 2, 3)

@@ -1,0 +1,72 @@
+"""UnCRtainTS: parameter counts, official keys, inputs, outputs (parity: test_parity_generic)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cloudfree.models import create_model, run_model, spec_of
+from cloudfree.models.uncrtaints import _official_keys
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "count"),
+    [
+        ("uncrtaints", {}, 570_010),
+        ("uncrtaints_mono", {}, 520_218),
+        ("uncrtaints", {"covmode": None}, 568_333),
+    ],
+)
+def test_parameter_counts_of_the_readme_configuration(name, kwargs, count) -> None:
+    model = create_model(name, **kwargs)
+    assert sum(p.numel() for p in model.parameters()) == count
+
+
+def test_old_official_key_names_are_renamed() -> None:
+    state = {
+        "in_block1.conv.norm.weight": torch.ones(1),
+        "out_conv.conv.conv.0.bias": torch.ones(1),
+    }
+    assert set(_official_keys(state)) == {
+        "in_block.0.conv.norm.weight",
+        "out_conv.conv.conv.0.bias",
+    }
+
+
+def _small(**kw):
+    torch.manual_seed(0)
+    return create_model(
+        "uncrtaints", width=16, num_heads=4, d_model=32, decoder_blocks=1, **kw
+    ).eval()
+
+
+def test_outputs_mean_in_0_1_and_positive_variance_any_size() -> None:
+    model = _small()
+    assert spec_of(model).outputs.has_variance and "uncertainty" in spec_of(model).tasks
+    for h, w in ((17, 23), (40, 40), (64, 48)):
+        opt, sar = torch.rand(2, 3, 13, h, w), torch.rand(2, 3, 2, h, w)
+        with torch.no_grad():
+            out = run_model(model, optical=opt, sar=sar, dates=torch.rand(2, 3) * 100)
+        assert out.pred.shape == out.variance.shape == (2, 13, h, w)
+        assert (out.pred >= 0).all() and (out.pred <= 1).all() and (out.variance > 0).all()
+
+
+def test_zero_frames_are_padding_without_a_time_mask_as_officially() -> None:
+    """The official pad_mask (frames that are all 0) and an explicit time_mask agree."""
+    model = _small()
+    opt, sar = torch.rand(1, 3, 13, 32, 32), torch.rand(1, 3, 2, 32, 32)
+    opt[:, 2] = 0
+    sar[:, 2] = 0
+    dates = torch.tensor([[10.0, 20.0, 0.0]])
+    with torch.no_grad():
+        a = model(opt, sar, dates)
+        b = model(opt, sar, dates, torch.tensor([[True, True, False]]))
+    torch.testing.assert_close(a.pred, b.pred, rtol=0, atol=0)
+
+
+def test_the_mono_model_takes_one_date() -> None:
+    torch.manual_seed(0)
+    mono = create_model("uncrtaints_mono", width=16, num_heads=4, d_model=32, decoder_blocks=1)
+    assert not spec_of(mono).inputs.temporal
+    with torch.no_grad(), pytest.raises(ValueError, match="takes one date"):
+        mono(torch.rand(1, 2, 13, 8, 8), torch.rand(1, 2, 2, 8, 8))
