@@ -30,7 +30,7 @@ from cloudfree.models import ModelOutput
 
 #: losses of the prediction alone (called with a bare tensor); gaussian_nll needs a variance
 PRED_ONLY = ["carf", "carf_code", "carl", "l1", "l1_ssim", "mse", "ssim"]
-ALL = sorted([*PRED_ONLY, "gaussian_nll"])
+ALL = sorted([*PRED_ONLY, "gaussian_nll", "mgnll"])
 
 
 def make_batch(

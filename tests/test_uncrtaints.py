@@ -70,3 +70,30 @@ def test_the_mono_model_takes_one_date() -> None:
     assert not spec_of(mono).inputs.temporal
     with torch.no_grad(), pytest.raises(ValueError, match="takes one date"):
         mono(torch.rand(1, 2, 13, 8, 8), torch.rand(1, 2, 2, 8, 8))
+
+
+@pytest.mark.parametrize("case_name", ["uncrtaints", "uncrtaints_mono"])
+def test_mgnll_reproduces_the_official_loss(shared_dir, shared_path, case_name) -> None:
+    """The official loss (log-det summed over the batch: the mono case has B = 2) with
+    official_batch_logdet=True; the per-sample default differs by (B - 1)/2 * mean log-det."""
+    from cloudfree.losses import build_loss
+    from cloudfree.models import ModelOutput
+    from parity import load_case
+
+    shared_path(f"parity/{case_name}/case.json")
+    case = load_case(shared_dir, case_name)
+    t = case.tensors
+    out = ModelOutput(pred=t["output.mean"][:, 0], variance=t["output.variance"][:, 0])
+    batch = {"target": t["input.target"][:, 0]}
+    tol = case.meta["tolerance_per_output"]["mgnll_loss"]
+
+    def value(loss) -> torch.Tensor:
+        res = loss(out, batch)
+        return res if isinstance(res, torch.Tensor) else res[0]
+
+    official = value(build_loss("mgnll", scale=10.0, official_batch_logdet=True))
+    torch.testing.assert_close(official, t["output.mgnll_loss"], atol=tol["atol"], rtol=tol["rtol"])
+    per_sample = value(build_loss("mgnll", scale=10.0))
+    b = out.pred.shape[0]
+    logdet = torch.log(out.variance * 100).sum(dim=1).mean()
+    torch.testing.assert_close(official - per_sample, 0.5 * (b - 1) * logdet, rtol=1e-4, atol=1e-3)
