@@ -97,3 +97,58 @@ def test_mgnll_reproduces_the_official_loss(shared_dir, shared_path, case_name) 
     b = out.pred.shape[0]
     logdet = torch.log(out.variance * 100).sum(dim=1).mean()
     torch.testing.assert_close(official - per_sample, 0.5 * (b - 1) * logdet, rtol=1e-4, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------- predict
+def test_predict_writes_the_standard_deviation_in_reflectance(tmp_path) -> None:
+    """One tile covering the scene: the std file is sqrt(variance) of the direct forward."""
+    import numpy as np
+
+    from cloudfree.io import read_raster
+    from cloudfree.models import save_pretrained
+    from cloudfree.normalization import normalize_optical, normalize_sar
+    from cloudfree.predict import PredictOptions, load_model, predict_scene
+    from cloudfree.synth import write_scene_pair
+
+    scene = write_scene_pair(tmp_path / "s", height=40, width=48, seed=2, cloud_cover=0.5)
+    torch.manual_seed(0)
+    mono = create_model("uncrtaints_mono", width=16, num_heads=4, d_model=32, decoder_blocks=1)
+    weights = save_pretrained(mono, tmp_path / "w")
+    loaded = load_model(weights)
+    opts = PredictOptions(tile_size=64, overlap=0, progress=False)
+    r = predict_scene(loaded, scene.cloudy, scene.s1, tmp_path / "o.tif", opts)
+    assert r.std_path == tmp_path / "o_std.tif"
+    std = read_raster(r.std_path)
+    assert std.array.dtype == np.float32 and std.descriptions[0] == "B01_std"
+    opt = normalize_optical(read_raster(scene.cloudy).array.astype(np.float32), "uncrtaints")
+    sar = normalize_sar(read_raster(scene.s1).array, "uncrtaints", bands=("VV", "VH"))
+    with torch.no_grad():
+        out = run_model(loaded.model, optical=torch.from_numpy(opt.array)[None],
+                        sar=torch.from_numpy(sar.array)[None])  # fmt: skip
+    np.testing.assert_allclose(std.array, out.variance[0].sqrt().numpy(), rtol=1e-5, atol=1e-7)
+    # the std file follows the output rules: kept without --overwrite, skipped on request
+    (tmp_path / "p_std.tif").write_bytes(b"mine")
+    from cloudfree.errors import InputFileError
+
+    with pytest.raises(InputFileError, match="--overwrite"):
+        predict_scene(loaded, scene.cloudy, scene.s1, tmp_path / "p.tif", opts)
+    assert (tmp_path / "p_std.tif").read_bytes() == b"mine" and not (tmp_path / "p.tif").exists()
+    no_std = PredictOptions(tile_size=64, overlap=0, progress=False, write_std=False)
+    r2 = predict_scene(loaded, scene.cloudy, scene.s1, tmp_path / "q.tif", no_std)
+    assert r2.std_path is None and not (tmp_path / "q_std.tif").exists()
+
+
+def test_time_series_predict_with_uncrtaints_writes_its_std(tmp_path) -> None:
+    from cloudfree.io import read_raster
+    from cloudfree.models import save_pretrained
+    from cloudfree.predict import PredictOptions, load_model
+    from cloudfree.predict.timeseries import dated_inputs, predict_time_series
+    from cloudfree.synth.temporal_writers import write_time_series_scene
+
+    recs = write_time_series_scene(tmp_path / "ts", height=40, width=40, n_dates=3, seed=1)
+    items, _ = dated_inputs([r["s2"] for r in recs], [r["s1"] for r in recs])
+    weights = save_pretrained(_small(), tmp_path / "w")
+    r = predict_time_series(load_model(weights, temporal=True), items, tmp_path / "o.tif",
+                            PredictOptions(tile_size=64, progress=False))  # fmt: skip
+    std = read_raster(r.std_path).array
+    assert std.shape == (13, 40, 40) and (std > 0).all()

@@ -298,6 +298,8 @@ def predict(
         )
         if r.quicklook is not None:
             click.echo(f"{r.quicklook}: quicklook")
+        if r.std_path is not None:
+            click.echo(f"{r.std_path}: predicted standard deviation (reflectance)")
         warning = sar_coverage_warning(r, sar_one)
         if warning is not None:
             click.echo(warning, err=True)
@@ -380,6 +382,8 @@ def _predict_series(
         f"{r.path}: {predictor.name} {what} of {r.tags['TARGET_DATE']} from {len(items)} dates, "
         f"{r.width}x{r.height}, {100 * r.valid_fraction:.1f} % valid, {r.seconds:.1f} s"
     )
+    if r.std_path is not None:
+        click.echo(f"{r.std_path}: predicted standard deviation (reflectance)")
     if "NO_CLEAR_FRACTION" in r.tags and float(r.tags["NO_CLEAR_FRACTION"]) > 0:
         click.echo(
             f"Warning: {100 * float(r.tags['NO_CLEAR_FRACTION']):.1f} % of the pixels were "

@@ -48,6 +48,11 @@ Decisions:
   10000), S1 dB (``sar_units="linear"`` converts), with ``sar_nodata`` / ``sar_bands`` to
   declare a fill value or the file's polarisations (see
   :class:`~cloudfree.predict.align.SarOnGrid`).
+* **Uncertainty.** For a model with a variance head (UnCRtainTS), the predicted standard
+  deviation per band, ``sqrt(variance)`` converted to reflectance units, blended over tile
+  overlaps with the same weights as the prediction, is written to ``<out stem>_std.tif``
+  (``std_path``; float32, NaN where nothing was predicted), under the same overwrite rules;
+  ``write_std=False`` skips it. Each file is written atomically on its own.
 * **GDAL block cache.** Reads go through GDAL's block cache, which by default grows to 5 % of
   RAM; unless ``GDAL_CACHEMAX`` is set in the environment it is limited to ``gdal_cache_mb``
   (64 MiB) while predicting, so that memory does not grow with the scene.
@@ -57,7 +62,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +82,13 @@ from cloudfree.io.bandmap import BandMap, map_bands, parse_band_fills
 from cloudfree.io.checks import OPTICAL_SCALES, SAR_UNITS, parse_sar_bands, sample_shape
 from cloudfree.io.geotiff import describe_read_error, raster_files
 from cloudfree.io.outputs import check_output, same_file
-from cloudfree.models.api import run_model
-from cloudfree.normalization import denormalize_optical, normalize_optical, normalize_sar
+from cloudfree.models.api import run_model, spec_of
+from cloudfree.normalization import (
+    denormalize_optical,
+    normalize_optical,
+    normalize_sar,
+    to_reflectance,
+)
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid
 from cloudfree.predict.inputs import check_optical_file, optical_factor, resolve_optical_nodata
 from cloudfree.predict.quicklook import QuicklookCollector, save_png
@@ -128,6 +139,9 @@ class PredictOptions:
     overwrite: bool = False
     progress: bool = True
     gdal_cache_mb: int = 64
+    #: for a model with a variance head: write its standard deviation (module docstring)
+    write_std: bool = True
+    std_path: Path | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for an inconsistent setting."""
@@ -182,6 +196,8 @@ class PredictResult:
     #: ``--keep-clear``: fraction of the scene flagged for replacement but kept as input
     #: because no prediction was possible there (no valid S1).
     kept_unpredicted_fraction: float | None = None
+    #: the standard-deviation GeoTIFF of a model with a variance head (None: none written)
+    std_path: Path | None = None
 
 
 def sar_coverage_warning(result: PredictResult, sar: str | os.PathLike[str]) -> str | None:
@@ -393,6 +409,11 @@ def predict_scene(
         if same_file(opts.quicklook, out):
             raise ConfigError("the quicklook and the output must be different files")
         check_output(opts.quicklook, inputs=inputs, overwrite=opts.overwrite, what="quicklook")
+    std_path = std_output_path(out, opts) if opts.write_std and _has_variance(loaded) else None
+    if std_path is not None:
+        if same_file(std_path, out):
+            raise ConfigError("the standard-deviation file and the output must be different files")
+        check_output(std_path, inputs=inputs, overwrite=opts.overwrite, what="standard deviation")
     info = raster_info(optical)
     fills = parse_band_fills(opts.fill_bands)
     bandmap = map_bands(info, loaded.bands.names, opts.file_bands, fills)
@@ -428,7 +449,11 @@ def predict_scene(
                 tags = _tags(loaded, opts, optical, sar, s1, nodata, replace, bandmap)
                 run = _SceneRun(loaded, opts, info, src, s1, bandmap, nodata, grid, replace)
                 quick = QuicklookCollector(info.height, info.width) if rgb else None
-                with output_writer(out, loaded.bands, info, opts, tags) as writer:
+                with (
+                    output_writer(out, loaded.bands, info, opts, tags) as writer,
+                    optional_std_writer(std_path, loaded.bands, info, opts, tags, out) as std_w,
+                ):
+                    run.std_writer = std_w
                     image = run.execute(writer, quick, rgb, progress_position, on_tile, sar)
         finally:
             src.close()
@@ -450,7 +475,50 @@ def predict_scene(
         tags=tags,
         sar_coverage=(run.n_both / run.n_opt) if run.n_opt else None,
         kept_unpredicted_fraction=(run.n_kept_unpredicted / n_pix) if replace is not None else None,
+        std_path=std_path,
     )
+
+
+def _has_variance(loaded: Any) -> bool:
+    model = getattr(loaded, "model", None)
+    return model is not None and spec_of(model).outputs.has_variance
+
+
+def std_output_path(out: Path, opts: PredictOptions) -> Path:
+    """``opts.std_path``, else ``<out stem>_std.tif`` next to ``out``."""
+    return (
+        Path(opts.std_path) if opts.std_path is not None else out.with_name(f"{out.stem}_std.tif")
+    )
+
+
+@contextmanager
+def optional_std_writer(
+    path: Path | None,
+    bands: Any,
+    info: RasterInfo,
+    opts: PredictOptions,
+    tags: dict[str, str],
+    mean: Path,
+) -> Iterator[RasterWriter | None]:
+    """The standard-deviation GeoTIFF (float32 reflectance, NaN where not predicted), or None."""
+    if path is None:
+        yield None
+        return
+    with RasterWriter(
+        path,
+        count=len(bands),
+        height=info.height,
+        width=info.width,
+        dtype="float32",
+        crs=info.crs,
+        transform=info.transform,
+        nodata=float("nan"),
+        descriptions=[f"{b}_std" for b in bands.names],
+        tags={**tags, "UNITS": "predicted standard deviation, reflectance", "MEAN": mean.name},
+        cog=opts.cog,
+        blocksize=_BLOCK,
+    ) as w:
+        yield w
 
 
 def output_writer(
@@ -543,6 +611,11 @@ class _SceneRun:
         self.n_both = 0
         self.n_kept_unpredicted = 0
         self.factor = np.float32(optical_factor(opts.optical_scale))
+        self.n_out = len(bandmap.names)
+        self.with_std = bool(opts.write_std) and _has_variance(loaded)
+        #: normalised units -> reflectance, for the standard deviation (linear protocols)
+        self.std_factor = np.float32(to_reflectance(np.ones(1, np.float32), loaded.protocol)[0])
+        self.std_writer: RasterWriter | None = None
 
     # -------------------------------------------------------------- reading
     def _read_optical(self, window: Window) -> np.ndarray:
@@ -573,7 +646,8 @@ class _SceneRun:
         xo = torch.from_numpy(np.stack(opt)).to(dev)
         xs = torch.from_numpy(np.stack(sar)).to(dev)
         with torch.inference_mode():
-            y = run_model(self.loaded.model, optical=xo, sar=xs).pred
+            out = run_model(self.loaded.model, optical=xo, sar=xs)
+        y = out.pred
         if tuple(y.shape) != tuple(xo.shape):
             shape = tuple(y.shape)
             raise ConfigError(
@@ -581,7 +655,13 @@ class _SceneRun:
                 f"{tuple(xo.shape)}; predict needs an output of the input's shape"
             )
         self.tiles_run += len(opt)
-        return y.float().cpu().numpy()
+        return self._with_std(out).float().cpu().numpy()
+
+    def _with_std(self, out: Any) -> torch.Tensor:
+        """The prediction, with the standard deviation appended as more channels when asked."""
+        if not self.with_std:
+            return out.pred
+        return torch.cat([out.pred, out.variance.clamp_min(0).sqrt()], dim=1)
 
     # -------------------------------------------------------------- main loop
     def execute(
@@ -596,7 +676,8 @@ class _SceneRun:
         from tqdm.auto import tqdm
 
         g = self.grid
-        acc = RowAccumulator(len(self.bandmap.names), g.width, g.tile_h, _BLOCK, g.height)
+        n_acc = self.n_out * (2 if self.with_std else 1)
+        acc = RowAccumulator(n_acc, g.width, g.tile_h, _BLOCK, g.height)
         rows = g.row_starts
         done = 0
         bar = tqdm(
@@ -621,7 +702,7 @@ class _SceneRun:
                     for i, c in enumerate(chunk):
                         pred = preds.get(i)
                         if pred is None:  # nothing to predict: the values are never used
-                            pred = tiles[i][0]
+                            pred = np.zeros((n_acc, g.tile_h, g.tile_w), dtype=np.float32)
                         acc.add(pred, self.weights, tiles[i][2], row, c)
                     done += len(chunk)
                     bar.update(len(chunk))
@@ -676,7 +757,8 @@ class _SceneRun:
         flags = acc.flags_of(n, c0, c1)
         opt_ok = (flags & _OPT_VALID) > 0
         sar_ok = (flags & _SAR_VALID) > 0
-        dn = denormalize_optical(acc.blended(n, c0, c1), self.loaded.protocol)
+        blended = acc.blended(n, c0, c1)
+        dn = denormalize_optical(blended[: self.n_out], self.loaded.protocol)
         predicted = opt_ok & sar_ok & np.isfinite(dn).all(axis=0)
         self.n_opt += int(opt_ok.sum())
         self.n_sar += int(sar_ok.sum())
@@ -715,6 +797,10 @@ class _SceneRun:
                 out[:, keep] = inp[:, keep] / np.float32(10000.0)
             after = out * np.float32(10000.0) if quick is not None else None
         writer.write(out, window)
+        if self.std_writer is not None:
+            std = blended[self.n_out :] * self.std_factor
+            std[:, ~predicted] = np.nan
+            self.std_writer.write(std.astype(np.float32, copy=False), window)
         if quick is not None and inp is not None and after is not None:
             before = inp[rgb].astype(np.float32)
             before[:, ~opt_ok] = np.nan

@@ -73,10 +73,13 @@ from cloudfree.predict.scene import (
     PredictResult,
     _dilate,
     _gdal_env,
+    _has_variance,
     _rule_based_mask,
     _SceneRun,
     _tags,
+    optional_std_writer,
     output_writer,
+    std_output_path,
 )
 from cloudfree.predict.tiling import TileGrid
 from cloudfree.predict.weights import LoadedModel
@@ -379,9 +382,9 @@ class _SeriesRun(_SceneRun):
             torch.ones(n, t, dtype=torch.bool, device=dev),
         )
         with torch.inference_mode():
-            y = run_model(self.loaded.model, batch).pred
+            out = run_model(self.loaded.model, batch)
         self.tiles_run += n
-        return y.float().cpu().numpy()
+        return self._with_std(out).float().cpu().numpy()
 
 
 def no_clear_path(out: Path) -> Path:
@@ -444,6 +447,9 @@ def predict_time_series(
     sidecar = no_clear_path(out) if composite else None
     if sidecar is not None:
         check_output(sidecar, inputs=inputs, overwrite=opts.overwrite, what="no-clear mask")
+    std_path = std_output_path(out, opts) if opts.write_std and _has_variance(loaded) else None
+    if std_path is not None:
+        check_output(std_path, inputs=inputs, overwrite=opts.overwrite, what="standard deviation")
     info = raster_info(target.optical)
     nodata = resolve_optical_nodata(info, opts.optical_nodata)
     target_bandmap = map_bands(
@@ -492,7 +498,11 @@ def predict_time_series(
                 loaded, opts, info, target_src, target_bandmap, readers, sars, days,
                 not_clear, nodata, grid, replace,
             )  # fmt: skip
-            with output_writer(out, loaded.bands, info, opts, tags) as writer:
+            with (
+                output_writer(out, loaded.bands, info, opts, tags) as writer,
+                optional_std_writer(std_path, loaded.bands, info, opts, tags, out) as std_w,
+            ):
+                run.std_writer = std_w
                 run.execute(writer, None, [], 0, None, target.sar)
             if no_clear is not None and sidecar is not None:
                 write_raster(
@@ -529,4 +539,5 @@ def predict_time_series(
         tags=tags,
         sar_coverage=(run.n_both / run.n_opt) if run.n_opt else None,
         kept_unpredicted_fraction=(run.n_kept_unpredicted / n_pix) if replace is not None else None,
+        std_path=std_path,
     )
