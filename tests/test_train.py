@@ -124,6 +124,11 @@ def test_root_without_validation_roi(data_root: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_validation_interval_longer_than_an_epoch_is_named(data_root: Path, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"trainer.val_check_interval: 999 steps is more than"):
+        prepare_run(tiny_config(data_root, tmp_path / "r", trainer__val_check_interval=999))
+
+
 def test_crop_larger_than_patches(data_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="training data: .*patch_size 64 is larger than"):
         prepare_run(tiny_config(data_root, tmp_path / "r", data__patch_size=64))

@@ -255,7 +255,7 @@ def test_recipe_losses_and_models_exist() -> None:
         # the model's default recipe exists and trains that model
         assert info.default_recipe in list_recipes(), (name, info.default_recipe)
         assert _recipe(info.default_recipe).model.name == c.model.name
-        assert "regression" in info.resolve_spec(c.model.kwargs).tasks
+        assert {"regression", "uncertainty"} & info.resolve_spec(c.model.kwargs).tasks
         build_loss(c.loss.name, **c.loss.kwargs)
 
 

@@ -152,3 +152,30 @@ def test_time_series_predict_with_uncrtaints_writes_its_std(tmp_path) -> None:
                             PredictOptions(tile_size=64, progress=False))  # fmt: skip
     std = read_raster(r.std_path).array
     assert std.shape == (13, 40, 40) and (std > 0).all()
+
+
+def test_the_mono_recipe_trains_with_mgnll(tmp_path) -> None:
+    from cloudfree.synth import write_sen12mscr_synthetic
+    from cloudfree.train import build_config, load_recipe, train
+
+    root = tmp_path / "data"
+    write_sen12mscr_synthetic(root, patches=8, size=32, seed=0)
+    small = {"width": 16, "num_heads": 4, "d_model": 32, "decoder_blocks": 1}
+    cfg = build_config(
+        load_recipe("uncrtaints_mono"),
+        {"model.kwargs": small, "trainer.max_steps": 2, "trainer.val_check_interval": 2,
+         "trainer.accelerator": "cpu", "data.num_workers": 0, "trainer.enable_progress_bar": False},
+        data_root=root,
+        out=tmp_path / "run",
+    )  # fmt: skip
+    assert cfg.loss.name == "mgnll" and cfg.loss.kwargs["official_batch_logdet"] is True
+    res = train(cfg)
+    assert res.global_step == 2 and "val/nll" in res.val_metrics
+    model = load_pretrained_model(res.final_weights)
+    assert spec_of(model).outputs.has_variance
+
+
+def load_pretrained_model(path):
+    from cloudfree.models import load_pretrained
+
+    return load_pretrained(path)

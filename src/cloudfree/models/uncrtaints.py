@@ -318,6 +318,7 @@ def uncrtaints(**kwargs: Any) -> UnCRtainTS:
     paper=_PAPER,
     protocol="uncrtaints",
     default_kwargs={"temporal": False, "num_heads": 1, "positional_encoding": False},
+    default_recipe="uncrtaints_mono",
     official_converter=_official_keys,
     official_repo="PatrickTUM/UnCRtainTS",
     spec=_spec,

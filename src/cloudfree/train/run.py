@@ -38,6 +38,7 @@ command line for the other local ranks (``python -m cloudfree train ...`` works)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import warnings
@@ -340,6 +341,14 @@ def prepare_run(
             raise ConfigError(f"{name} data: {exc}") from None
         except CloudfreeError as exc:
             raise DatasetError(f"{name} data: {exc}") from None
+    interval = cfg.trainer.val_check_interval
+    batches = math.ceil(len(train_ds) / cfg.data.batch_size)  # type: ignore[arg-type]
+    if isinstance(interval, int) and interval > batches:
+        raise ConfigError(
+            f"trainer.val_check_interval: {interval} steps is more than the {batches} training "
+            f"batch(es) of an epoch ({len(train_ds)} samples, batch {cfg.data.batch_size}); "  # type: ignore[arg-type]
+            f"set it to at most {batches} (or a fraction of an epoch, e.g. 0.5)"
+        )
 
     from cloudfree.bands import get_band_set
     from cloudfree.models import create_model, spec_of
