@@ -23,12 +23,12 @@ def test_parameter_counts_of_the_readme_configuration(name, kwargs, count) -> No
 
 
 def test_old_official_key_names_are_renamed() -> None:
-    state = {
-        "in_block1.conv.norm.weight": torch.ones(1),
-        "out_conv.conv.conv.0.bias": torch.ones(1),
-    }
-    assert set(_official_keys(state)) == {
+    old = ("in_block1.conv.norm.weight", "out_block3.conv.fn.0.weight",
+           "out_block.1.conv.norm.bias", "out_conv.conv.conv.0.bias")  # fmt: skip
+    assert set(_official_keys({k: torch.ones(1) for k in old})) == {
         "in_block.0.conv.norm.weight",
+        "out_block.2.conv.fn.0.weight",
+        "out_block.1.conv.norm.bias",
         "out_conv.conv.conv.0.bias",
     }
 

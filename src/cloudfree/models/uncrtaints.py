@@ -35,6 +35,7 @@ Parameters at the README configuration: 570,010 (``uncrtaints``), 520,218 (``unc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -263,16 +264,18 @@ class UnCRtainTS(CloudRemovalModel):
 
 
 # ------------------------------------------------------------------------------ official keys
-_OLD_KEYS = {"in_block1.": "in_block.0."}
+#: Old checkpoints number their blocks from 1 without a dot (``in_block1``, ``out_block3``);
+#: the official ``load_checkpoint`` renames them to ``in_block.0``, ``out_block.2``.
+_OLD_BLOCK = re.compile(r"^(in_block|out_block)(\d+)\.")
 
 
 def _official_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Official keys (after ``netG.``) are ours; old checkpoints' ``in_block1`` is renamed."""
+    """Official keys (after ``netG.``) are ours; old block names are renamed (see above)."""
     out = {}
     for key, value in state.items():
-        for old, new in _OLD_KEYS.items():
-            if key.startswith(old):
-                key = new + key[len(old) :]
+        m = _OLD_BLOCK.match(key)
+        if m:
+            key = f"{m[1]}.{int(m[2]) - 1}." + key[m.end() :]
         out[key] = value
     return out
 
