@@ -126,6 +126,11 @@ def test_covers_are_cached(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(again.covers(1), first)
 
 
+def test_official_mask_names_are_accepted(root: Path) -> None:
+    ds = SEN12MSCRTS(root, split="val", cloud_masks="cloud_cloudshadow_mask")
+    assert ds.cloud_masks == "rule_based"
+
+
 def test_mask_files_give_the_simulator_truth(root: Path, manifest: dict) -> None:
     ds = SEN12MSCRTS(root, split="train", cloud_masks="mask_files")
     rec = next(r for r in manifest["samples"] if r["split"] == "train")

@@ -110,6 +110,8 @@ TS_CLOUD_MASKS: dict[str, str] = {
     "s2cloudless": "s2cloudless_mask",
     "mask_files": "mask_files",
 }
+#: The official loader's mask names, accepted as they are.
+_MASK_ALIASES = {"cloud_cloudshadow_mask": "rule_based", "s2cloudless_mask": "s2cloudless"}
 _EPOCH = dt.date(2014, 4, 3)
 #: An input date counts as "changed" when more than this fraction of the patch changed between
 #: it and the target date (evaluation strata ``aux_changed``).
@@ -375,7 +377,8 @@ class SEN12MSCRTS(Dataset):
         n_input_t: input dates of ``fixed`` / ``random``.
         min_cov, max_cov: cover range of input dates (``fixed``) or of date N (``ca_mtcr``).
         clear_threshold: a date is cloud-free below this cover (1e-3).
-        cloud_masks: ``rule_based`` (cloud or shadow) or ``s2cloudless``.
+        cloud_masks: ``rule_based`` (cloud or shadow), ``s2cloudless`` or ``mask_files``; the
+            official names ``cloud_cloudshadow_mask`` / ``s2cloudless_mask`` are accepted.
         cloud_threshold: detector threshold (default 0.2 rule-based, 0.4 s2cloudless).
         n_aux, aux_offset_window: ``ca_mtcr``'s auxiliary dates.
         seed: seed of the ``random`` / ``ca_mtcr`` draws (with the epoch and the index).
@@ -417,6 +420,7 @@ class SEN12MSCRTS(Dataset):
             raise ConfigError(f"split must be train, val, test or all, got {split!r}")
         if sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+        cloud_masks = _MASK_ALIASES.get(cloud_masks, cloud_masks)
         if cloud_masks not in TS_CLOUD_MASKS:
             raise ConfigError(
                 f"cloud_masks must be one of {list(TS_CLOUD_MASKS)}, got {cloud_masks!r}"
