@@ -460,23 +460,7 @@ def predict_scene(
             if replace is not None:
                 replace.close()
     ql_path = save_png(image, opts.quicklook) if image is not None else None
-    n_pix = float(info.height * info.width)
-    return PredictResult(
-        path=out,
-        height=info.height,
-        width=info.width,
-        bands=loaded.bands.names,
-        tiles=len(grid),
-        tiles_run=run.tiles_run,
-        valid_fraction=run.n_written / n_pix,
-        replaced_fraction=(run.n_replaced / n_pix) if replace is not None else None,
-        seconds=time.perf_counter() - t0,
-        quicklook=ql_path,
-        tags=tags,
-        sar_coverage=(run.n_both / run.n_opt) if run.n_opt else None,
-        kept_unpredicted_fraction=(run.n_kept_unpredicted / n_pix) if replace is not None else None,
-        std_path=std_path,
-    )
+    return run.result(out, len(grid), time.perf_counter() - t0, tags, std_path, ql_path)
 
 
 def _has_variance(loaded: Any) -> bool:
@@ -616,6 +600,35 @@ class _SceneRun:
         #: normalised units -> reflectance, for the standard deviation (linear protocols)
         self.std_factor = np.float32(to_reflectance(np.ones(1, np.float32), loaded.protocol)[0])
         self.std_writer: RasterWriter | None = None
+
+    def result(
+        self,
+        out: Path,
+        tiles: int,
+        seconds: float,
+        tags: dict[str, str],
+        std_path: Path | None,
+        quicklook: Path | None = None,
+    ) -> PredictResult:
+        """What the finished run wrote (fractions of the whole scene)."""
+        n_pix = float(self.info.height * self.info.width)
+        masked = self.replace is not None
+        return PredictResult(
+            path=out,
+            height=self.info.height,
+            width=self.info.width,
+            bands=tuple(self.bandmap.names),
+            tiles=tiles,
+            tiles_run=self.tiles_run,
+            valid_fraction=self.n_written / n_pix,
+            replaced_fraction=(self.n_replaced / n_pix) if masked else None,
+            seconds=seconds,
+            quicklook=quicklook,
+            tags=tags,
+            sar_coverage=(self.n_both / self.n_opt) if self.n_opt else None,
+            kept_unpredicted_fraction=(self.n_kept_unpredicted / n_pix) if masked else None,
+            std_path=std_path,
+        )
 
     # -------------------------------------------------------------- reading
     def _read_optical(self, window: Window) -> np.ndarray:

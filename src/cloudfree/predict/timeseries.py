@@ -525,19 +525,4 @@ def predict_time_series(
                 s1.close()
             if replace is not None:
                 replace.close()
-    n_pix = float(info.height * info.width)
-    return PredictResult(
-        path=out,
-        height=info.height,
-        width=info.width,
-        bands=loaded.bands.names,
-        tiles=len(grid),
-        tiles_run=run.tiles_run,
-        valid_fraction=run.n_written / n_pix,
-        replaced_fraction=(run.n_replaced / n_pix) if replace is not None else None,
-        seconds=time.perf_counter() - t0,
-        tags=tags,
-        sar_coverage=(run.n_both / run.n_opt) if run.n_opt else None,
-        kept_unpredicted_fraction=(run.n_kept_unpredicted / n_pix) if replace is not None else None,
-        std_path=std_path,
-    )
+    return run.result(out, len(grid), time.perf_counter() - t0, tags, std_path)

@@ -82,6 +82,28 @@ class _MasterQueryAttention(nn.Module):
         return out, attn
 
 
+def _pixel_sequences(
+    m: nn.Module, x: Tensor, batch_positions: Tensor | None, pad_mask: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Steps 1-2 of the module docstring for ``m`` (its ``in_norm``, ``inconv`` and
+    ``positional_encoder``): ``x [B, T, C, H, W]`` -> per-pixel sequences ``[B*H*W, T,
+    d_model]`` and the per-pixel pad mask ``[B*H*W, T]`` (or None)."""
+    b, t, c, h, w = x.shape
+    out = m.in_norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, c, t))  # channels x dates
+    if m.inconv is not None:
+        out = m.inconv(out)
+    out = out.permute(0, 2, 1)
+    per_pixel = None
+    if pad_mask is not None:
+        per_pixel = pad_mask[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
+    if m.positional_encoder is not None:
+        if batch_positions is None:
+            raise ValueError("batch_positions are needed with positional_encoding=True")
+        pos = batch_positions[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
+        out = out + m.positional_encoder(pos)
+    return out, per_pixel
+
+
 class LTAE2d(nn.Module):
     """The 2-D L-TAE (module docstring); argument names as the official constructor."""
 
@@ -124,20 +146,8 @@ class LTAE2d(nn.Module):
         batch_positions: Tensor | None = None,
         pad_mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        b, t, c, h, w = x.shape
-        out = x.permute(0, 3, 4, 2, 1).reshape(b * h * w, c, t)  # per pixel: channels x dates
-        out = self.in_norm(out)
-        if self.inconv is not None:
-            out = self.inconv(out)
-        out = out.permute(0, 2, 1)  # [N, T, d_model]
-        per_pixel = None
-        if pad_mask is not None:
-            per_pixel = pad_mask[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
-        if self.positional_encoder is not None:
-            if batch_positions is None:
-                raise ValueError("batch_positions are needed with positional_encoding=True")
-            pos = batch_positions[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
-            out = out + self.positional_encoder(pos)
+        b, t, _, h, w = x.shape
+        out, per_pixel = _pixel_sequences(self, x, batch_positions, pad_mask)
         heads, attn = self.attention_heads(out, per_pixel)
         out = heads.permute(1, 0, 2).reshape(b * h * w, -1)  # concatenate the heads
         out = self.out_norm(self.dropout(self.mlp(out)))
@@ -178,18 +188,7 @@ class LTAE2dTiny(nn.Module):
     def forward(
         self, x: Tensor, batch_positions: Tensor | None = None, pad_mask: Tensor | None = None
     ) -> Tensor:
-        b, t, c, h, w = x.shape
-        out = self.in_norm(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, c, t))
-        if self.inconv is not None:
-            out = self.inconv(out)
-        out = out.permute(0, 2, 1)
-        per_pixel = None
-        if pad_mask is not None:
-            per_pixel = pad_mask[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
-        if self.positional_encoder is not None:
-            if batch_positions is None:
-                raise ValueError("batch_positions are needed with positional_encoding=True")
-            pos = batch_positions[:, None, None, :].expand(b, h, w, t).reshape(b * h * w, t)
-            out = out + self.positional_encoder(pos)
+        b, t, _, h, w = x.shape
+        out, per_pixel = _pixel_sequences(self, x, batch_positions, pad_mask)
         attn = self.attention_heads.weights(out, per_pixel)
         return attn.view(self.n_head, b, h, w, t).permute(0, 1, 4, 2, 3)
