@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cloudfree.data.registry import register_dataset
+from cloudfree.data.sen12mscr import with_nan
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
 from cloudfree.io import open_raster
 from cloudfree.io.geotiff import describe_read_error
@@ -167,14 +168,10 @@ class AllClear(Dataset):
             else:
                 window = None
             try:
-                arr = src.read(bands, window=window).astype(np.float32)
+                arr = src.read(bands, window=window)
             except Exception as exc:  # rasterio raises several types for corrupt data
                 raise InputFileError(path, describe_read_error(exc, path)) from None
-            nodata = src.nodata
-        if nodata is not None and not np.isnan(nodata):
-            arr[arr == np.float32(nodata)] = np.nan
-        arr[~np.isfinite(arr)] = np.nan
-        return arr
+            return with_nan(arr, src.nodata)
 
     def _masks(self, s2_path: str) -> tuple[np.ndarray, np.ndarray]:
         path = self._path(cld_shdw_path(s2_path))

@@ -600,9 +600,9 @@ class SEN12MSCR(Dataset):
             _check_values(t, s1, s2, s2c, (nd1, nd2, nd2c))
             self._checked += 1
         sel = list(self.bands.indices)
-        optical = _with_nan(s2c[sel], nd2c)
-        target = _with_nan(s2[sel], nd2)
-        sar = _with_nan(s1, nd1)
+        optical = with_nan(s2c[sel], nd2c)
+        target = with_nan(s2[sel], nd2)
+        sar = with_nan(s1, nd1)
         valid = ~(np.isnan(optical).any(0) | np.isnan(target).any(0) | np.isnan(sar).any(0))
         sample: dict[str, Any] = {
             "optical": torch.from_numpy(optical),
@@ -668,7 +668,7 @@ def _check_values(
         raise DatasetError(f"{exc} (SEN12MS-CR needs S1 in dB and S2 in L1C DN)") from None
 
 
-def _with_nan(values: np.ndarray, nodata: float | None) -> np.ndarray:
+def with_nan(values: np.ndarray, nodata: float | None) -> np.ndarray:
     """``values`` as float32 with NaN where they equal ``nodata`` or are not finite."""
     arr = np.array(values, dtype=np.float32)  # a copy: the caller's array is left alone
     arr[_invalid(arr, nodata)] = np.nan  # the normalisers' own invalid-value rule

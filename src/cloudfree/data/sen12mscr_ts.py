@@ -89,6 +89,7 @@ from torch.utils.data import Dataset
 
 from cloudfree.data.cover_index import CoverIndex
 from cloudfree.data.registry import register_dataset
+from cloudfree.data.sen12mscr import with_nan
 from cloudfree.data.splits import load_sen12mscr_ts_splits, sen12mscr_ts_rois
 from cloudfree.data.transforms import center_crop_window, crop_sample
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
@@ -540,11 +541,7 @@ class SEN12MSCRTS(Dataset):
     @staticmethod
     def _read_s1(path: Path) -> np.ndarray:
         r = read_raster(path, expected_count=2)
-        arr = r.array.astype(np.float32)
-        if r.nodata is not None and not np.isnan(r.nodata):
-            arr[arr == np.float32(r.nodata)] = np.nan
-        arr[~np.isfinite(arr)] = np.nan
-        return arr
+        return with_nan(r.array, r.nodata)
 
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index])

@@ -338,7 +338,6 @@ class _SeriesRun(_SceneRun):
             predictor, opts, info, target_src, sars[0], target_bandmap, nodata, grid, replace
         )
         self.readers, self.sars, self.days, self.not_clear = readers, sars, days, not_clear
-        self.n_no_clear = 0
 
     def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g, p = self.grid, self.loaded.protocol

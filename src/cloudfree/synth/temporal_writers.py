@@ -103,10 +103,9 @@ def _write_series(
             dtype="uint16",
             **common,
         )
-        mask = np.where(ts.cloud_mask[t], 1, np.where(ts.shadow_mask[t], -1, 0)).astype(np.int8)
         write_raster(
             base / "mask" / str(t) / s2_name.replace("s2_", "mask_", 1),
-            mask,
+            ts.mask_of(t),
             descriptions=["cloud_mask"],
             dtype="int8",
             **common,
@@ -336,7 +335,7 @@ def write_time_series_scene(
                                   descriptions=S2_L1C_NAMES, dtype="uint16", **common),
             "mask": write_raster(
                 out / f"{prefix}_mask_{d}.tif",
-                np.where(ts.cloud_mask[t], 1, np.where(ts.shadow_mask[t], -1, 0)).astype(np.int8),
+                ts.mask_of(t),
                 dtype="int8", **common,
             ),
             "cover": float(ts.covers[t]),

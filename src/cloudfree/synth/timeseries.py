@@ -116,6 +116,14 @@ class SyntheticTimeSeries:
     transform: Affine = DEFAULT_TRANSFORM
     params: dict[str, Any] = field(default_factory=dict)
 
+    def mask_of(self, t: int) -> np.ndarray:
+        """int8 ``[H, W]`` of date ``t``: 1 cloud, -1 shadow, 0 clear (the cloudmask
+        convention, as :attr:`cloudfree.synth.SyntheticScene.mask`)."""
+        out = np.zeros(self.landcover.shape[1:], dtype=np.int8)
+        out[self.shadow_mask[t]] = -1
+        out[self.cloud_mask[t]] = 1
+        return out
+
     @property
     def change(self) -> np.ndarray:
         """bool ``[T, H, W]``: the surface changed between date ``t - 1`` and ``t``."""

@@ -506,8 +506,7 @@ LIGHTNING_NOISE: tuple[str, ...] = (
     r".*LeafSpec.*",
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
-    r".*Checkpoint directory .* is not empty.*",
-    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*Checkpoint directory .* is not empty.*",  # also "... exists and is not empty"
     r".*worker processes in total.*",
 )
 
