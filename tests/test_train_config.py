@@ -270,12 +270,35 @@ def test_dataset_must_be_registered() -> None:
     assert "registered datasets: allclear, sen12mscr, sen12mscr_ts" in msg and "\n" not in msg
 
 
-def test_time_series_datasets_are_refused_by_the_trainer(tmp_path) -> None:
+def test_model_and_dataset_must_both_be_temporal_or_not(tmp_path) -> None:
     from cloudfree.train.run import check_config
 
     cfg = build_config(MINIMAL, {"data.dataset": "sen12mscr_ts", "data.root": str(tmp_path)})
-    with pytest.raises(ConfigError, match="'sen12mscr_ts' holds time series; the trainer"):
+    with pytest.raises(ConfigError, match="is a mono-temporal model, but data.dataset "
+                       "'sen12mscr_ts' holds time series"):  # fmt: skip
         check_config(cfg)
+    cfg = build_config(MINIMAL, {"model.name": "uncrtaints", "data.root": str(tmp_path)})
+    with pytest.raises(ConfigError, match="'uncrtaints' is a multi-temporal model, but "
+                       "data.dataset 'sen12mscr' holds single dates"):  # fmt: skip
+        check_config(cfg)
+
+
+def test_dataset_options_reach_the_time_series_dataset(tmp_path) -> None:
+    from cloudfree.train.datamodule import _dataset_kwargs
+
+    cfg = build_config(load_recipe("uncrtaints"), data_root=tmp_path, out=None)
+    assert _dataset_kwargs(cfg, cfg.data.train_options) == {
+        "cloud_masks": "rule_based",
+        "cloud_threshold": 0.2,
+        "skip_incomplete": False,
+        "seed": cfg.seed,
+        "n_input_t": 3,
+        "sampler": "random",
+    }
+    assert _dataset_kwargs(cfg, cfg.data.val_options)["sampler"] == "fixed"
+    # mono-temporal datasets: the options are added to the usual ones
+    mono = build_config(MINIMAL, {"data.options": {"seasons": ["spring"]}, "data.root": "/d"})
+    assert _dataset_kwargs(mono, {})["seasons"] == ["spring"]
 
 
 def test_masks_key_defaults_to_null() -> None:

@@ -306,6 +306,7 @@ _PAPER = (
     "uncrtaints",
     paper=_PAPER,
     protocol="uncrtaints",
+    default_recipe="uncrtaints",
     official_converter=_official_keys,
     official_repo="PatrickTUM/UnCRtainTS",
     spec=_spec,

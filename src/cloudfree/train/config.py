@@ -150,6 +150,10 @@ class DataConfig(_Section):
     centre crop used for validation (null: whole patches). ``cloud_threshold`` null uses the
     method's default.
     ``limit_train`` / ``limit_val`` keep the first N samples of a split (smoke runs).
+    ``options`` are further constructor options of the dataset for both splits, and
+    ``train_options`` / ``val_options`` override them for one split (time series:
+    ``options: {n_input_t: 3}``, ``train_options: {sampler: random}``, ``val_options: {sampler:
+    fixed}``, as UnCRtainTS trains); a name the dataset does not take is an error.
     """
 
     root: str | None = None
@@ -174,6 +178,9 @@ class DataConfig(_Section):
     csv_path: str | None = None
     #: Skip samples with a missing file (warning) instead of failing (``--skip-incomplete``).
     skip_incomplete: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    train_options: dict[str, Any] = Field(default_factory=dict)
+    val_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("seasons", mode="before")
     @classmethod

@@ -43,7 +43,7 @@ Decisions:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,9 @@ class TrainSampleDataset(Dataset):
     ``dataset[(i, epoch)]`` returns sample ``indices[i]`` of ``base``, passed through
     ``normalize`` (whole patch) and then ``augment`` with a generator seeded by
     ``(seed, epoch, indices[i])``; ``dataset[i]`` is ``dataset[(i, 0)]``. :class:`EpochSampler`
-    yields such pairs.
+    yields such pairs. A base dataset with ``set_epoch`` (SEN12MS-CR-TS, whose ``random``
+    sampler draws the dates from ``(seed, epoch, index)``) is set to the pair's epoch before
+    each read, so its draws too are a function of (seed, epoch, index) in any worker.
     """
 
     def __init__(
@@ -120,6 +122,9 @@ class TrainSampleDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         base_index = self.indices[index]
+        set_epoch = getattr(self.base, "set_epoch", None)
+        if set_epoch is not None:  # e.g. SEN12MS-CR-TS's random sampler draws per epoch
+            set_epoch(int(epoch))
         sample = self.base[base_index]
         if self.normalize is not None:
             sample = self.normalize(sample)
@@ -303,16 +308,35 @@ def masks_needed(config: TrainConfig) -> bool:
     return config.data.masks
 
 
-def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
-    """Constructor options of the (raw) dataset of ``config``: common ones always, the
-    SEN12MS-CR layout options (``seasons``, ``layout``, ``csv_path``) only when set, so that a
-    dataset without them is not handed options it does not take."""
+def _dataset_kwargs(config: TrainConfig, split_options: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor options of the (raw) dataset of ``config`` for one split.
+
+    Mono-temporal datasets get the common options always and the SEN12MS-CR layout options
+    (``seasons``, ``layout``, ``csv_path``) only when set, so that a dataset without them is not
+    handed options it does not take. Time-series datasets (which yield raw samples and compute
+    the cloud masks their samplers need themselves) get, where their constructor takes them,
+    ``cloud_masks`` = ``data.cloud_mask_method``, ``cloud_threshold``, ``skip_incomplete`` and
+    ``seed`` = the run's seed (the ``random`` sampler's draws). ``data.options`` and then
+    ``split_options`` are added on top.
+    """
     from cloudfree.cloudmask.dispatch import DEFAULT_THRESHOLDS
+    from cloudfree.data import get_dataset
 
     d = config.data
     if d.root is None:
         raise ConfigError("data.root is not set; pass --data ROOT (or set data.root)")
     threshold = d.cloud_threshold
+    info = get_dataset(d.dataset)
+    if info.temporal:
+        accepted = info.options()
+        candidates = {
+            "cloud_masks": d.cloud_mask_method,
+            "cloud_threshold": threshold,
+            "skip_incomplete": d.skip_incomplete,
+            "seed": config.seed,
+        }
+        kwargs = {k: v for k, v in candidates.items() if k in accepted and v is not None}
+        return {**kwargs, **d.options, **split_options}
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS.get(d.cloud_mask_method, 0.2)
     kwargs: dict[str, Any] = {
@@ -330,7 +354,7 @@ def _dataset_kwargs(config: TrainConfig) -> dict[str, Any]:
     ):
         if value != default:
             kwargs[key] = value
-    return kwargs
+    return {**kwargs, **d.options, **split_options}
 
 
 def sample_normalizer(config: TrainConfig) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -361,11 +385,12 @@ def build_datasets(config: TrainConfig) -> tuple[TrainSampleDataset, Dataset]:
 
     config = resolve_config(config)
     d = config.data
-    kwargs = _dataset_kwargs(config)
     root = Path(d.root)  # type: ignore[arg-type]
     normalize = sample_normalizer(config)
-    train_base = build_dataset(d.dataset, root, split=d.train_split, **kwargs)
-    val_base = build_dataset(d.dataset, root, split=d.val_split, **kwargs)
+    train_kwargs = _dataset_kwargs(config, d.train_options)
+    val_kwargs = _dataset_kwargs(config, d.val_options)
+    train_base = build_dataset(d.dataset, root, split=d.train_split, **train_kwargs)
+    val_base = build_dataset(d.dataset, root, split=d.val_split, **val_kwargs)
     augment = SampleAugment(
         crop_size=d.patch_size, hflip=d.augment.hflip, vflip=d.augment.vflip, rot90=d.augment.rot90
     )
@@ -411,11 +436,14 @@ class CloudRemovalDataModule(pl.LightningDataModule):
         return int(trainer.world_size), int(trainer.global_rank)
 
     def _loader_kwargs(self) -> dict[str, Any]:
+        from cloudfree.data import collate_time_series, get_dataset
+
         workers = self.config.data.num_workers
         accel = self.config.trainer.accelerator
+        temporal = get_dataset(self.config.data.dataset).temporal
         return {
             "num_workers": workers,
-            "collate_fn": collate_samples,
+            "collate_fn": collate_time_series if temporal else collate_samples,
             "pin_memory": torch.cuda.is_available() and accel != "cpu",
             "persistent_workers": workers > 0,
             "generator": torch.Generator().manual_seed(self.config.seed),

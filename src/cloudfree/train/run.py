@@ -138,18 +138,17 @@ def check_config(config: TrainConfig) -> None:
     from cloudfree.normalization import get_protocol
 
     info = model_info(config.model.name)
-    if info.temporal:
-        raise ConfigError(
-            f"model.name: {config.model.name!r} is a multi-temporal model; the trainer handles "
-            "mono-temporal SEN12MS-CR models only"
-        )
     from cloudfree.data import get_dataset
 
-    if get_dataset(config.data.dataset).temporal:
+    temporal_data = get_dataset(config.data.dataset).temporal
+    if info.temporal != temporal_data:
+        kind = "multi-temporal" if info.temporal else "mono-temporal"
+        data_kind = "time series" if temporal_data else "single dates"
         raise ConfigError(
-            f"data.dataset: {config.data.dataset!r} holds time series; the trainer handles "
-            "mono-temporal datasets only (evaluate temporal models on it with `cloudfree "
-            "evaluate --dataset`; time-series training comes with the temporal model families)"
+            f"model.name: {config.model.name!r} is a {kind} model, but data.dataset "
+            f"{config.data.dataset!r} holds {data_kind}; use a "
+            f"{'time-series' if info.temporal else 'mono-temporal'} dataset "
+            f"({'sen12mscr_ts, allclear' if info.temporal else 'sen12mscr'}) or another model"
         )
     try:
         build_loss(config.loss.name, **config.loss.kwargs)
