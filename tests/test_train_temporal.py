@@ -128,3 +128,40 @@ def test_unknown_dataset_option_is_named(ts_root: Path, tmp_path: Path) -> None:
     cfg = _config(ts_root, tmp_path / "run", data__train_options={"samplr": "random"})
     with pytest.raises(ConfigError, match="samplr"):
         prepare_run(cfg)
+
+
+def test_mono_model_trains_on_the_last_date_of_each_series(ts_root: Path, tmp_path) -> None:
+    from cloudfree.data import SEN12MSCRTS, single_date_sample
+
+    cfg = _config(
+        ts_root,
+        tmp_path / "mono",
+        model__name="uncrtaints_mono",
+        model__kwargs={k: v for k, v in TINY_UNCRTAINTS.items() if k != "num_heads"},
+        trainer__max_steps=2,
+    )
+    train_ds, val_ds = build_datasets(cfg)
+    sample = val_ds[0]
+    assert sample["optical"].shape == (13, 32, 32) and "time_mask" not in sample
+    series = SEN12MSCRTS(ts_root, "val", sampler="fixed", n_input_t=3)[0]
+    raw = single_date_sample(series)
+    assert torch.equal(raw["optical"], series["optical"][-1])
+    assert torch.equal(raw["cloud_mask"], series["cloud_mask"])  # the region is the series'
+    assert train(cfg).global_step == 2
+
+
+def test_last_real_date_skips_padding() -> None:
+    from cloudfree.data import last_real_date, single_date_sample
+
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    assert last_real_date(mask, 3).tolist() == [1, 2]
+    sample = {
+        "optical": torch.arange(3.0)[:, None, None, None].expand(3, 2, 4, 4),
+        "time_mask": torch.tensor([True, True, False]),
+        "target": torch.zeros(2, 4, 4),
+    }
+    assert float(single_date_sample(sample)["optical"].mean()) == 1.0
+    with pytest.raises(ConfigError, match="without any real date"):
+        last_real_date(torch.zeros(1, 3, dtype=torch.bool), 3)
+    with pytest.raises(ConfigError, match="needs a time-series sample"):
+        single_date_sample({"optical": torch.zeros(2, 4, 4)})

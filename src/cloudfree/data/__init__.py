@@ -24,7 +24,12 @@ from cloudfree.data.splits import (
     parse_roi_id,
     sen12mscr_split_of,
 )
-from cloudfree.data.temporal import collate_time_series
+from cloudfree.data.temporal import (
+    SingleDateView,
+    collate_time_series,
+    last_real_date,
+    single_date_sample,
+)
 from cloudfree.data.transforms import NormalizeSample, normalize_sample
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "SEN12MSCR",
     "SEN12MSCRTS",
     "SEN12MSCR_SEASONS",
+    "SingleDateView",
     "TripletPaths",
     "assign_cover_bins",
     "build_dataset",
@@ -42,11 +48,13 @@ __all__ = [
     "cover_bin_labels",
     "find_triplets",
     "get_dataset",
+    "last_real_date",
     "list_datasets",
     "load_sen12mscr_splits",
     "normalize_sample",
     "parse_roi_id",
     "register_dataset",
     "sen12mscr_split_of",
+    "single_date_sample",
     "stratified_indices",
 ]

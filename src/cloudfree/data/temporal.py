@@ -6,6 +6,12 @@ first dimension = the sample's dates) are padded at the end to the batch's large
 **0** (U-TAE's and L-TAE's pad value; UnCRtainTS treats all-zero frames as padding too) and
 ``time_mask`` is False on padded dates; every other tensor is stacked, strings and booleans
 are collected in lists.
+
+:func:`last_real_date` and :func:`single_date_sample` / :class:`SingleDateView` give
+mono-temporal models a view of a time series: **the last real input date** (the date the
+temporal ``identity`` baseline copies; under the ``ca_mtcr`` sampler the cloudy date to
+restore), so that a mono-temporal network is trained and compared on the same scenes as the
+temporal ones.
 """
 
 from __future__ import annotations
@@ -14,10 +20,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from cloudfree.errors import ConfigError
 
-__all__ = ["PAD_VALUE", "TEMPORAL_KEYS", "collate_time_series"]
+__all__ = [
+    "PAD_VALUE",
+    "TEMPORAL_KEYS",
+    "SingleDateView",
+    "collate_time_series",
+    "last_real_date",
+    "single_date_sample",
+]
 
 #: Value of padded dates.
 PAD_VALUE = 0.0
@@ -66,3 +80,62 @@ def collate_time_series(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     else:
         out["time_mask"] = mask
     return out
+
+
+def last_real_date(time_mask: torch.Tensor | None, num_dates: int) -> torch.Tensor:
+    """Index of the last real (unpadded) date per series: ``time_mask [B, T]`` (None: all real)
+    -> ``[B]`` int64; a ``[T]`` mask gives a 0-d index."""
+    if time_mask is None:
+        return torch.tensor(num_dates - 1, dtype=torch.int64)
+    real = time_mask.to(torch.bool)
+    if not bool(real.any(dim=-1).all()):
+        raise ConfigError("a time series without any real date (time_mask all False)")
+    return num_dates - 1 - real.flip(-1).to(torch.int64).argmax(dim=-1)
+
+
+#: Per-date entries a single-date view replaces by their last real date (without the date axis).
+_SINGLE_DATE_KEYS = ("optical", "sar")
+
+
+def single_date_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """The mono-temporal view of one (uncollated) time-series sample: ``optical [C, H, W]`` and
+    ``sar`` of its last real input date; the other per-date entries (:data:`TEMPORAL_KEYS`:
+    ``dates``, ``time_mask``, ``cloud_masks`` ...) are dropped, everything else (``target``,
+    ``valid_mask``, the evaluation region ``cloud_mask`` / ``shadow_mask``, ``cloud_cover``,
+    ``aux_changed``, ``id``) is kept, so scores are computed on the same pixels as for the
+    temporal models."""
+    optical = sample["optical"]
+    if not isinstance(optical, torch.Tensor) or optical.ndim != 4:
+        raise ConfigError("single_date_sample needs a time-series sample (optical [T, C, H, W])")
+    t = int(optical.shape[0])
+    last = int(last_real_date(sample.get("time_mask"), t))
+    out = {k: v for k, v in sample.items() if k not in TEMPORAL_KEYS}
+    for key in _SINGLE_DATE_KEYS:
+        if isinstance(sample.get(key), torch.Tensor):
+            out[key] = sample[key][last]
+    return out
+
+
+class SingleDateView(Dataset):
+    """A time-series dataset seen by a mono-temporal model: sample ``i`` is
+    :func:`single_date_sample` of ``base[i]`` (the samplers, masks and regions are
+    ``base``'s). ``set_epoch`` is passed on to ``base``."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return single_date_sample(self.base[index])
+
+    def set_epoch(self, epoch: int) -> None:
+        set_epoch = getattr(self.base, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+
+    def __getattr__(self, name: str) -> Any:  # protocol, bands, sampler ... of the base
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)

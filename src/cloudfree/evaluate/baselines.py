@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cloudfree.data.temporal import last_real_date
 from cloudfree.errors import ConfigError, DatasetError
 from cloudfree.models.api import ModelBatch
 from cloudfree.models.composites import least_cloudy, mosaic, most_recent_clear
@@ -92,12 +93,7 @@ def identity_baseline(inputs: ModelBatch, batch: Mapping[str, Any]) -> Tensor:
     if not inputs.temporal:
         return inputs.optical
     b, t = inputs.optical.shape[:2]
-    real = (
-        torch.ones(b, t, dtype=torch.bool, device=inputs.optical.device)
-        if inputs.time_mask is None
-        else inputs.time_mask.to(torch.bool)
-    )
-    last = t - 1 - real.flip(1).to(torch.int64).argmax(dim=1)
+    last = last_real_date(inputs.time_mask, t).to(inputs.optical.device).expand(b)
     return inputs.optical[torch.arange(b, device=inputs.optical.device), last]
 
 

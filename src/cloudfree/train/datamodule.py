@@ -52,9 +52,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from cloudfree.data.temporal import SingleDateView
 from cloudfree.errors import ConfigError, DatasetError
 from cloudfree.train.augment import SampleAugment
-from cloudfree.train.config import TrainConfig, resolve_config
+from cloudfree.train.config import TrainConfig, model_info, resolve_config
 
 __all__ = [
     "CloudRemovalDataModule",
@@ -366,6 +367,15 @@ def sample_normalizer(config: TrainConfig) -> Callable[[dict[str, Any]], dict[st
     return NormalizeSample(str(d.protocol), d.bands)
 
 
+def _single_date_view(config: TrainConfig) -> bool:
+    """A mono-temporal model on a time-series dataset: it sees each series' last real input
+    date (:class:`~cloudfree.data.SingleDateView`)."""
+    from cloudfree.data import get_dataset
+
+    temporal_data = get_dataset(config.data.dataset).temporal
+    return temporal_data and not model_info(config.model.name).temporal
+
+
 def build_datasets(config: TrainConfig) -> tuple[TrainSampleDataset, Dataset]:
     """The training and validation datasets of a config (model defaults resolved first).
 
@@ -375,7 +385,8 @@ def build_datasets(config: TrainConfig) -> tuple[TrainSampleDataset, Dataset]:
     ``data.patch_size`` crop and ``data.augment`` after normalisation), limited to the first
     ``data.limit_train`` samples. Validation: the ``data.val_split`` in
     :class:`EvalSampleDataset` with a centre ``data.val_patch_size`` crop (or whole patches),
-    limited to the first ``data.limit_val`` samples.
+    limited to the first ``data.limit_val`` samples. A mono-temporal model on a time-series
+    dataset sees the last real input date of each series (:class:`~cloudfree.data.SingleDateView`).
 
     Raises:
         DatasetError: a missing root or an empty split.
@@ -391,6 +402,8 @@ def build_datasets(config: TrainConfig) -> tuple[TrainSampleDataset, Dataset]:
     val_kwargs = _dataset_kwargs(config, d.val_options)
     train_base = build_dataset(d.dataset, root, split=d.train_split, **train_kwargs)
     val_base = build_dataset(d.dataset, root, split=d.val_split, **val_kwargs)
+    if _single_date_view(config):
+        train_base, val_base = SingleDateView(train_base), SingleDateView(val_base)
     augment = SampleAugment(
         crop_size=d.patch_size, hflip=d.augment.hflip, vflip=d.augment.vflip, rot90=d.augment.rot90
     )
@@ -441,6 +454,7 @@ class CloudRemovalDataModule(pl.LightningDataModule):
         workers = self.config.data.num_workers
         accel = self.config.trainer.accelerator
         temporal = get_dataset(self.config.data.dataset).temporal
+        temporal = temporal and not _single_date_view(self.config)
         return {
             "num_workers": workers,
             "collate_fn": collate_time_series if temporal else collate_samples,

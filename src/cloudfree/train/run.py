@@ -140,15 +140,11 @@ def check_config(config: TrainConfig) -> None:
     info = model_info(config.model.name)
     from cloudfree.data import get_dataset
 
-    temporal_data = get_dataset(config.data.dataset).temporal
-    if info.temporal != temporal_data:
-        kind = "multi-temporal" if info.temporal else "mono-temporal"
-        data_kind = "time series" if temporal_data else "single dates"
+    if info.temporal and not get_dataset(config.data.dataset).temporal:
         raise ConfigError(
-            f"model.name: {config.model.name!r} is a {kind} model, but data.dataset "
-            f"{config.data.dataset!r} holds {data_kind}; use a "
-            f"{'time-series' if info.temporal else 'mono-temporal'} dataset "
-            f"({'sen12mscr_ts, allclear' if info.temporal else 'sen12mscr'}) or another model"
+            f"model.name: {config.model.name!r} is a multi-temporal model, but data.dataset "
+            f"{config.data.dataset!r} holds single dates; use a time-series dataset "
+            "(sen12mscr_ts, allclear) or a mono-temporal model"
         )
     try:
         build_loss(config.loss.name, **config.loss.kwargs)
