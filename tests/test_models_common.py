@@ -48,6 +48,7 @@ SMALL_KWARGS: dict[str, dict] = {
     "dsen2cr*": dict(width=16, num_blocks=2),
     "standin_*": dict(width=4),
     "uncrtaints*": dict(width=16, num_heads=4, d_model=32, decoder_blocks=2),
+    "utae_cr": dict(encoder_widths=[8, 8, 16], decoder_widths=[8, 8, 16], n_head=4, d_model=16),
 }
 
 MODELS = list_models(include_standins=True)

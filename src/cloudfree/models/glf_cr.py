@@ -143,6 +143,7 @@ from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelSpec
 from cloudfree.models.layers.drop_path import DropPath
 from cloudfree.models.layers.dynamic_filter import dynamic_filter2d, dynamic_filter2d_generated
 from cloudfree.models.layers.init import trunc_normal_
+from cloudfree.models.layers.padding import pad_bottom_right
 from cloudfree.models.layers.window_attention import (
     ShiftMaskCache,
     relative_position_index,
@@ -652,14 +653,6 @@ class GLFCR(CloudRemovalModel):
             raise ConfigError(f"GLFCR: variant {self.variant!r} needs a SAR input")
         self.check_image("sar", sar, self.in_sar, like=optical)
 
-    @staticmethod
-    def _pad(x: Tensor, ph: int, pw: int) -> Tensor:
-        if not (ph or pw):
-            return x
-        h, w = x.shape[-2:]
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
-
     # ------------------------------------------------------------------ forward
     def forward(self, optical: Tensor, sar: Tensor | None = None) -> Tensor:
         """Cloud-free estimate of ``optical`` (same shape and scaling)."""
@@ -667,12 +660,12 @@ class GLFCR(CloudRemovalModel):
         h, w = optical.shape[-2:]
         multiple = 2 * self.window_size
         ph, pw = (-h) % multiple, (-w) % multiple
-        opt_in = self._pad(optical, ph, pw)
+        opt_in = pad_bottom_right(optical, ph, pw)
         x_in = opt_in
         sar_in = None
         if self.uses_sar:
             assert sar is not None
-            sar_in = self._pad(sar.to(optical.dtype), ph, pw)
+            sar_in = pad_bottom_right(sar.to(optical.dtype), ph, pw)
             if self._concat:
                 x_in = torch.cat([opt_in, sar_in], dim=1)
 
