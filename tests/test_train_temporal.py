@@ -165,3 +165,20 @@ def test_last_real_date_skips_padding() -> None:
         last_real_date(torch.zeros(1, 3, dtype=torch.bool), 3)
     with pytest.raises(ConfigError, match="needs a time-series sample"):
         single_date_sample({"optical": torch.zeros(2, 4, 4)})
+
+
+def test_utae_cr_recipe_trains(ts_root: Path, tmp_path: Path) -> None:
+    tiny = {"encoder_widths": [8, 16], "decoder_widths": [8, 16], "n_head": 4, "d_model": 16}
+    overrides = {
+        "model.kwargs": tiny,
+        "data.batch_size": 2,
+        "data.num_workers": 0,
+        "trainer.max_steps": 2,
+        "trainer.accelerator": "cpu",
+        "trainer.val_check_interval": 2,
+        "trainer.enable_progress_bar": False,
+    }
+    cfg = build_config(load_recipe("utae_cr"), overrides, data_root=ts_root, out=tmp_path / "u")
+    assert cfg.loss.name == "mse" and cfg.data.train_options == {"sampler": "random"}
+    result = train(cfg)
+    assert result.global_step == 2 and result.val_metrics["val/psnr"] > 0
