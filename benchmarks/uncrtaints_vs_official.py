@@ -1,0 +1,197 @@
+"""UnCRtainTS on CPU: cloudfree against the official implementation, side by side.
+
+The official code is NOT part of this project. Fetch it yourself into a scratch directory, e.g.
+``git clone https://github.com/PatrickTUM/UnCRtainTS /tmp/UnCRtainTS``, and pass
+``--official-repo``. Its ``base_model.py`` imports ``fvcore`` for optional FLOP profiling only;
+a stand-in module is installed at import time (profiling stays off). Nothing of the official
+code is copied or modified.
+
+Both get the same weights (the official network's random initialisation, loaded into ours
+with our converter) and the same inputs (``[B, T, 13 + 2, H, W]`` in the official scaling,
+dates as days). Measured, each in a fresh process one after the other:
+
+* **forward**: eval mode, no gradients; official = ``BaseModel.set_input`` + ``forward`` (the
+  network on the inputs multiplied by ``scale_by``), ours = ``run_model``;
+* **training step**: train mode; official = ``BaseModel.optimize_parameters()`` (forward,
+  MGNLL with the covariance matrices it builds, backward, Adam step, rescaling), ours = the
+  model's forward, our ``mgnll`` loss with ``official_batch_logdet`` (the same value), backward
+  and an Adam step (the core of a Lightning training step, without the loop around it).
+
+It checks that the forward outputs agree and prints median latencies, peak extra memory and
+the ratios official / cloudfree.
+
+    python benchmarks/uncrtaints_vs_official.py --official-repo /tmp/UnCRtainTS --size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import measure  # noqa: E402
+
+SCALE_BY = 10.0
+
+
+def _official_config() -> SimpleNamespace:
+    """The README training configuration as the official scripts resolve it (parse_args plus
+    train_reconstruct's adjustments: out_conv 13 + 13 variances for MGNLL diag)."""
+    return SimpleNamespace(
+        model="uncrtaints", use_sar=True, encoder_widths=[128],
+        decoder_widths=[128, 128, 128, 128, 128], out_conv=[26], mean_nonLinearity=True,
+        var_nonLinearity="softplus", agg_mode="att_group", encoder_norm="group",
+        decoder_norm="batch", n_head=16, d_model=256, d_k=4, pad_value=0,
+        padding_mode="reflect", positional_encoding=True, covmode="diag", scale_by=SCALE_BY,
+        separate_out=False, use_v=False, block_type="mbconv", pretrain=False, loss="MGNLL",
+        chunk_size=None, lr=1e-3, gamma=1.0, device="cpu", profile=False, batch_size=1,
+    )  # fmt: skip
+
+
+def _official_base_model(repo: Path):  # noqa: ANN202
+    fv = types.ModuleType("fvcore")
+    fv_nn = types.ModuleType("fvcore.nn")
+    fv_nn.FlopCountAnalysis = fv_nn.flop_count_table = None
+    fv.nn = fv_nn
+    sys.modules.update({"fvcore": fv, "fvcore.nn": fv_nn})
+    sys.path.insert(0, str(repo / "model"))
+    from src.backbones import base_model  # the official repository's own module
+
+    return base_model.BaseModel
+
+
+def _inputs(size: int, batch: int, dates: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "optical": torch.rand(batch, dates, 13, size, size, generator=g),
+        "sar": torch.rand(batch, dates, 2, size, size, generator=g),
+        "target": torch.rand(batch, 13, size, size, generator=g),
+        "dates": torch.arange(dates, dtype=torch.float32)[None].repeat(batch, 1) * 12 + 300,
+    }
+
+
+def worker(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    x = _inputs(args.size, args.batch, args.dates)
+    state = torch.load(args.weights, map_location="cpu", weights_only=True)
+    train = args.mode == "train"
+    if args.worker == "official":
+        cfg = _official_config()
+        cfg.batch_size = args.batch
+        model = _official_base_model(Path(args.official_repo))(cfg)
+        model.netG.load_state_dict(state)
+        batch = {
+            "A": torch.cat([x["sar"], x["optical"]], dim=2),
+            "B": x["target"][:, None],
+            "dates": x["dates"],
+            "masks": torch.zeros(args.batch, args.dates, args.size, args.size),
+        }
+
+        def step() -> torch.Tensor:
+            model.set_input(batch)
+            model.optimize_parameters()
+            return model.fake_B
+
+        def forward() -> torch.Tensor:
+            model.set_input(batch)
+            model.forward()
+            return model.fake_B[:, 0, :13] / SCALE_BY
+
+        net = model.netG
+    else:
+        from cloudfree.losses import build_loss
+        from cloudfree.models import create_model, get_model_info, run_model
+
+        net = create_model("uncrtaints")
+        net.load_state_dict(get_model_info("uncrtaints").official_converter(state))
+        loss_fn = build_loss("mgnll", scale=SCALE_BY, official_batch_logdet=True)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        kw = {"optical": x["optical"], "sar": x["sar"], "dates": x["dates"]}
+        target = {"target": x["target"]}
+
+        def step() -> torch.Tensor:
+            out = run_model(net, **kw)
+            optimizer.zero_grad()
+            loss_fn(out, target).backward()
+            optimizer.step()
+            return out.pred.detach()
+
+        def forward() -> torch.Tensor:
+            return run_model(net, **kw).pred
+
+    net.train(train)
+    if train:
+        result = measure(step, repeats=args.repeats, warmup=1)
+    else:
+        with torch.no_grad():
+            result = measure(forward, repeats=args.repeats, warmup=1)
+            torch.save(forward(), args.output)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--official-repo", required=True, help="checkout of PatrickTUM/UnCRtainTS")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dates", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=["forward", "train"], help=argparse.SUPPRESS)
+    p.add_argument("--weights", help=argparse.SUPPRESS)
+    p.add_argument("--output", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "official_init.pth"
+        torch.manual_seed(0)
+        base = _official_base_model(Path(args.official_repo))(_official_config())
+        torch.save(base.netG.state_dict(), weights)
+        results: dict[tuple[str, str], dict] = {}
+        for mode in ("forward", "train"):
+            for who in ("official", "ours"):
+                out = Path(tmp) / f"{who}.pt"
+                cmd = [
+                    sys.executable, __file__, "--worker", who, "--mode", mode,
+                    "--weights", str(weights), "--output", str(out),
+                    "--official-repo", args.official_repo, "--size", str(args.size),
+                    "--batch", str(args.batch), "--dates", str(args.dates),
+                    "--repeats", str(args.repeats), "--threads", str(args.threads),
+                ]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    sys.exit(f"{who} {mode} worker failed:\n{proc.stderr}")
+                results[(mode, who)] = json.loads(proc.stdout.strip().splitlines()[-1])
+        diff = (
+            (torch.load(Path(tmp) / "official.pt") - torch.load(Path(tmp) / "ours.pt")).abs().max()
+        )
+
+    shape = f"{args.batch}x{args.dates}x15x{args.size}x{args.size}"
+    print(f"UnCRtainTS (README configuration), input {shape}, CPU, {args.threads} threads")
+    print(f"{'':22}{'median s':>10}{'peak MiB':>10}")
+    for mode in ("forward", "train"):
+        for who, label in (("official", "official"), ("ours", "cloudfree")):
+            r = results[(mode, who)]
+            print(f"{mode + ' ' + label:22}{r['median_s']:10.3f}{r['peak_extra_mib']:10.0f}")
+        o, c = results[(mode, "official")], results[(mode, "ours")]
+        print(
+            f"{mode}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
+            f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
+        )
+    print(f"forward: max |official - ours| = {float(diff):.2e}")
+
+
+if __name__ == "__main__":
+    main()
