@@ -82,6 +82,8 @@ def test_report_from_a_fake_summary(tmp_path: Path) -> None:
         assert label in text
     assert "26.50" in text and "15.00" in text  # inside-clouds PSNR, 2 decimals
     assert "&ndash;" in text  # the NaN cell
+    assert "Uncertainty calibration" not in text  # no model with a variance output
+    assert not (run / "report_files" / "uncertainty_calibration.png").exists()
     assert 'class="best">26.50' in text  # best inside-clouds PSNR in bold
     assert "Inside clouds" in text and "Outside clouds" in text
     assert "better</b> inside clouds" in text  # GLF-CR vs no-SAR sentence
@@ -324,3 +326,127 @@ def test_report_never_imports_models_predict_train() -> None:
                 continue
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
+
+
+# ----------------------------------------------------------------------------- uncertainty
+def _with_uncertainty(run: Path) -> dict[str, Any]:
+    """Add the uncertainty entry of a variance model (made from seeded per-image statistics)
+    to the fake run's GLF-CR entry."""
+    from cloudfree.metrics import UNCERTAINTY_DEFINITIONS, uncertainty_summary
+
+    u = np.random.default_rng(0).random((3, 40))
+    var = 1e-4 + 4e-3 * u[0] ** 2
+    stats = {"mean_var": var, "mean_se": var * (0.5 + u[1]), "mean_error": (u[2] - 0.5) / 20}
+    summary = json.loads((run / "summary.json").read_text())
+    summary["models"]["glf_cr"]["uncertainty"] = uncertainty_summary(stats)
+    summary["uncertainty_definitions"] = UNCERTAINTY_DEFINITIONS
+    (run / "summary.json").write_text(json.dumps(summary, allow_nan=True))
+    return summary["models"]["glf_cr"]["uncertainty"]
+
+
+def test_report_uncertainty_section(tmp_path: Path) -> None:
+    from PIL import Image
+
+    run = _fake_run(tmp_path / "run")
+    u = _with_uncertainty(run)
+    text = build_report(run).read_text()
+    assert '<h2 id="uncertainty">Uncertainty calibration</h2>' in text
+    section = text[text.index('id="uncertainty"') :]
+    assert "GLF-CR" in section and "Identity" not in section.split("</table>")[0]
+    for key in ("uce", "auce", "uce_clean", "auce_clean", "rms_std", "rmse"):
+        assert f"<td>{u[key]:.4f}</td>" in section
+    assert f"<td>{u['spearman_var_error']:.3f}</td>" in section
+    assert "signed</i> mean error" in section and "definitions" in section
+    assert text.count("data:image/png;base64,") == 2  # cover-bin plot + uncertainty plot
+    png = run / "report_files" / "uncertainty_calibration.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert img.shape[1] > 800 and img.shape[0] > 300
+    blue = (img[..., 2] > 180) & (img[..., 0] < 80) & (img[..., 1] < 140)  # GLF-CR's colour
+    assert blue.sum() > 200, "no GLF-CR markers in the uncertainty plot"
+    # the side file is checked like the others: a second report needs overwrite=True
+    (run / "report.html").unlink()
+    (run / "report_files" / "psnr_per_cover_bin.png").unlink()
+    with pytest.raises(InputFileError, match="uncertainty_calibration.png"):
+        build_report(run)
+
+
+def test_uncertainty_panels(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from cloudfree.report.html import _panels_section
+    from cloudfree.report.panels import colour_bar, render_sample_panels, uncertainty_image
+
+    names = ["B02", "B03", "B04"]
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(2):
+        std = np.tile(np.linspace(0.0, 0.02 * (i + 1), 12, dtype=np.float32), (12, 1))
+        samples.append(
+            {
+                "id": f"s{i}",
+                "cloud_cover": 0.1 * i,
+                "optical": rng.uniform(0, 1, (3, 12, 12)).astype(np.float32),
+                "target": rng.uniform(0, 0.3, (3, 12, 12)).astype(np.float32),
+                "sar": rng.uniform(-25, 0, (2, 12, 12)).astype(np.float32),
+                "cloud_mask": np.zeros((12, 12), dtype=np.float32),
+                "uncertainty": {"unc": std},
+            }
+        )
+    preds = {"unc": [s["target"] for s in samples], "plain": [s["target"] for s in samples]}
+    panels = tmp_path / "panels"
+    manifest = render_sample_panels(
+        samples, preds, panels, band_names=names, labels={"unc": "UnCRtainTS"}
+    )
+    keys = [c["key"] for c in manifest["columns"]]
+    assert keys == ["cloudy", "sar", "unc", "unc_std", "plain", "target", "mask"]
+    assert manifest["columns"][3]["label"] == "UnCRtainTS: uncertainty (std)"
+    lo, hi = manifest["uncertainty_range"]
+    all_std = np.concatenate([s["uncertainty"]["unc"].ravel() for s in samples])
+    assert lo == 0.0 and hi == pytest.approx(float(np.percentile(all_std, 99)))
+    assert f"{hi:.4g}" in manifest["uncertainty"] and "magma" in manifest["uncertainty"]
+    assert manifest["samples"][1]["uncertainty"]["unc"] == pytest.approx(0.02)
+    # the map: dark where certain (left), bright where uncertain (right); one shared scale
+    maps = [
+        np.asarray(Image.open(panels / s["images"]["unc_std"])).astype(int)
+        for s in manifest["samples"]
+    ]
+    assert maps[0].shape == (192, 192, 3)
+    assert maps[1][:, -1].sum() > maps[1][:, 0].sum() + 100 * 192
+    assert maps[0][:, -1].sum() < maps[1][:, -1].sum()  # the same std is the same colour
+    bar = np.asarray(Image.open(panels / manifest["uncertainty_colourbar"]))
+    assert bar.shape == colour_bar().shape and bar[:, 0].sum() < bar[:, -1].sum()
+    np.testing.assert_array_equal(uncertainty_image(np.array([[np.nan, 1.0]]), 1.0)[0, 0], 0)
+    # the report's panel section: caption with the patch's mean std, the colour bar and range
+    text = _panels_section(manifest, tmp_path, {"protocol": "uncrtaints"})
+    assert "mean std 0.0200" in text and "mean std 0.0100" in text
+    assert "0 <img" in text and f"> {hi:.4g}</p>" in text
+    assert text.count("data:image/png;base64,") == 2 * 7 + 1  # 7 columns, the colour bar
+    with pytest.raises(ConfigError, match="no predictions"):
+        render_sample_panels(samples, {"plain": preds["plain"]}, tmp_path / "x", band_names=names)
+    bad = [{**samples[0], "uncertainty": {"unc": np.zeros((3, 3))}}]
+    with pytest.raises(ConfigError, match="has shape"):
+        render_sample_panels(bad, {"unc": preds["unc"][:1]}, tmp_path / "x", band_names=names)
+
+
+def test_report_of_a_variance_model_evaluation_with_panels(tmp_path: Path) -> None:
+    """`cloudfree evaluate` of the uncertainty stand-in, then `cloudfree report --panels 2`."""
+    from cloudfree.models import create_model, save_pretrained
+    from cloudfree.synth import write_sen12mscr_synthetic
+
+    data = tmp_path / "data"
+    write_sen12mscr_synthetic(data, patches=6, size=32, seed=4)
+    weights = save_pretrained(create_model("standin_uncertainty", width=4), tmp_path / "w")
+    ev = tmp_path / "eval"
+    args = ["evaluate", "--checkpoint", str(weights), "--data", str(data), "--out", str(ev)]
+    res = CliRunner().invoke(main, [*args, "--split", "all"])
+    assert res.exit_code == 0, res.output
+    result = CliRunner().invoke(main, ["report", str(ev), "--panels", "2"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((ev / "panels" / "panels.json").read_text())
+    keys = [c["key"] for c in manifest["columns"]]
+    assert keys[2:4] == ["standin_uncertainty", "standin_uncertainty_std"]
+    text = (ev / "report.html").read_text()
+    assert "Uncertainty calibration" in text and "uncertainty colour bar" in text
+    # cover-bin plot, uncertainty plot, 2 x 6 panels, the colour bar
+    assert text.count("data:image/png;base64,") == 2 + 2 * 6 + 1

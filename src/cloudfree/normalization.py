@@ -214,6 +214,13 @@ def to_reflectance(x: Any, protocol: str | NormalizationProtocol = "glf_cr") -> 
     return denormalize_optical(x, protocol) / REFLECTANCE_SCALE
 
 
+def reflectance_factor(protocol: str | NormalizationProtocol = "glf_cr") -> float:
+    """The linear factor from ``protocol``'s optical scaling to reflectance
+    (``optical_divisor / 10000``; :func:`to_reflectance` without its clip): a predicted
+    standard deviation times it, or a variance times its square, is in reflectance units."""
+    return get_protocol(protocol).optical_divisor / REFLECTANCE_SCALE
+
+
 def denormalize_sar(
     x: Any,
     protocol: str | NormalizationProtocol = "glf_cr",

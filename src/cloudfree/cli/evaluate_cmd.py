@@ -66,6 +66,22 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else str(value)
 
 
+def _uncertainty_line(name: str, u: dict[str, Any]) -> str:
+    """One line of a variance model's uncertainty metrics (``summary["models"][name]
+    ["uncertainty"]``, reflectance units)."""
+
+    def num(key: str) -> str:
+        v = u.get(key)
+        return _fmt(float(v)) if isinstance(v, (int, float)) else "nan"
+
+    return (
+        f"uncertainty {name}: UCE {num('uce')}, AUCE {num('auce')} (official, signed mean "
+        f"error); clean UCE {num('uce_clean')}, AUCE {num('auce_clean')}; RMS std "
+        f"{num('rms_std')} vs RMSE {num('rmse')}; Spearman(var, SE) "
+        f"{num('spearman_var_error')}; {u.get('n', 0)} images"
+    )
+
+
 def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
     """Options of ``names`` that the user gave (on the command line or via the environment)."""
     return [
@@ -221,7 +237,9 @@ def evaluate(
     Model: runs each model on every sample of the split (read once, scaled as each model
     expects) and reports them next to the identity baseline (the cloudy input as the
     prediction), overall, inside clouds and outside clouds and shadows, and per cloud-cover
-    bin; writes per_image.csv and summary.json into --out.
+    bin; writes per_image.csv and summary.json into --out. A model with a variance output
+    (UnCRtainTS) also gets its uncertainty calibration (UCE / AUCE as UnCRtainTS computes them
+    and in the clean form) printed and in summary.json.
     """
     dir_given = _given(ctx, _DIR_MODE)
     model_given = _given(ctx, _MODEL_MODE)
@@ -396,5 +414,8 @@ def _evaluate_model_mode(
             cells = [_fmt(entry[region][m]).rjust(col_w[m]) for m in _TABLE_METRICS]
             click.echo(" ".join([name.ljust(name_w), label.ljust(region_w), *cells]))
     click.echo("(outside clouds excludes cloud shadows; means skip images without such pixels)")
+    for name, entry in s["models"].items():
+        if isinstance(entry.get("uncertainty"), dict):
+            click.echo(_uncertainty_line(name, entry["uncertainty"]))
     click.echo(f"wrote per-image metrics to {(out_dir / PER_IMAGE_CSV).resolve()}")
     click.echo(f"wrote summary to {(out_dir / SUMMARY_JSON).resolve()}")

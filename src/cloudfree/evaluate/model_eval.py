@@ -44,6 +44,17 @@ Conventions (the summary repeats the essentials, so a report states how it was m
   ``cloud_cover``, the cloud fraction of the whole (uncropped) cloudy patch; ``per_cover_bin``
   holds the nan-mean of the **overall** metrics of the images in the bin (an empty bin has
   ``n`` 0 and NaN metrics).
+* **Uncertainty** (models whose spec has ``outputs.has_variance``, e.g. UnCRtainTS): the
+  variance is brought to reflectance^2 with the square of the factor
+  :func:`~cloudfree.normalization.to_reflectance` applies to the prediction (``optical_divisor /
+  10000``: 1 for ``uncrtaints``; its clip to [0, 10000] DN concerns values, not a variance) and
+  cropped like the prediction. Per image and region: ``mean_var``, ``mean_se``, ``mean_ae``,
+  ``mean_error`` (:func:`cloudfree.metrics.image_uncertainty_stats`, the SE against the clipped
+  reflectance prediction of the image metrics), columns ``<name>_<region>_<stat>`` at the end
+  of ``per_image.csv``; the model's summary entry gets ``uncertainty``
+  (:func:`cloudfree.metrics.uncertainty_summary` of the **overall** statistics: official and
+  clean UCE / AUCE, calibration bins, discard curve, Spearman rank correlation of variance and
+  squared error) and the summary ``uncertainty_definitions``. Other models get nothing new.
 """
 
 from __future__ import annotations
@@ -75,10 +86,24 @@ from cloudfree.evaluate.baselines import (
 )
 from cloudfree.evaluate.directory import center_crop
 from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, json_compatible
-from cloudfree.metrics import METRIC_NAMES, MetricProtocol, get_metric_protocol, image_metrics
+from cloudfree.metrics import (
+    METRIC_NAMES,
+    UNCERTAINTY_DEFINITIONS,
+    UNCERTAINTY_STATS,
+    MetricProtocol,
+    get_metric_protocol,
+    image_metrics,
+    image_uncertainty_stats,
+    uncertainty_summary,
+)
 from cloudfree.models.api import ModelBatch, run_model, spec_of
 from cloudfree.models.loading import LoadedModel, load_model, resolve_weights_dir
-from cloudfree.normalization import denormalize_sar, get_protocol, to_reflectance
+from cloudfree.normalization import (
+    denormalize_sar,
+    get_protocol,
+    reflectance_factor,
+    to_reflectance,
+)
 
 __all__ = [
     "EvaluationResult",
@@ -132,6 +157,8 @@ class EvaluationResult:
         columns: the ``per_image.csv`` columns, in order.
         model_names: every model's key, in order (default: ``(model_name,)``).
         baseline_names: the baselines evaluated, in order (default: ``("identity",)``).
+        uncertainty_names: the models with a variance output, whose per-image uncertainty
+            statistics end the table (default: none).
     """
 
     rows: list[dict[str, Any]]
@@ -140,21 +167,30 @@ class EvaluationResult:
     columns: tuple[str, ...] = field(default=())
     model_names: tuple[str, ...] = field(default=())
     baseline_names: tuple[str, ...] = field(default=(IDENTITY_NAME,))
+    uncertainty_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not self.model_names:
             self.model_names = (self.model_name,)
         if not self.columns:
-            self.columns = per_image_columns(self.model_names, self.baseline_names)
+            self.columns = per_image_columns(
+                self.model_names, self.baseline_names, uncertainty=self.uncertainty_names
+            )
             if self.rows and "aux_changed" in self.rows[0]:  # time series with change maps
                 self.columns = (*self.columns[:3], "aux_changed", *self.columns[3:])
 
 
 def per_image_columns(
-    model_names: str | Sequence[str], baselines: Sequence[str] = (IDENTITY_NAME,)
+    model_names: str | Sequence[str],
+    baselines: Sequence[str] = (IDENTITY_NAME,),
+    *,
+    uncertainty: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Columns of ``per_image.csv``: ``id, cloud_cover, cover_bin``, then
-    ``<name>_<region>_<metric>`` for each model, then for each baseline."""
+    ``<name>_<region>_<metric>`` for each model, then for each baseline, then
+    ``<name>_<region>_<stat>`` (:data:`cloudfree.metrics.UNCERTAINTY_STATS`) for each model of
+    ``uncertainty`` (those with a variance output; at the end, so the other columns keep their
+    places)."""
     names = [model_names] if isinstance(model_names, str) else list(model_names)
     return (
         "id",
@@ -166,7 +202,22 @@ def per_image_columns(
             for region in REGIONS
             for metric in METRIC_NAMES
         ),
+        *(
+            f"{name}_{region}_{stat}"
+            for name in uncertainty
+            for region in REGIONS
+            for stat in UNCERTAINTY_STATS
+        ),
     )
+
+
+def _has_variance(model: nn.Module) -> bool:
+    return bool(spec_of(model).outputs.has_variance)
+
+
+def _variance_factor(norm: str) -> float:
+    """Normalised variance -> reflectance^2 (the square of :func:`reflectance_factor`)."""
+    return reflectance_factor(norm) ** 2
 
 
 # --------------------------------------------------------------------------------- loading
@@ -460,8 +511,11 @@ def evaluate_models(
 
         plus ``normalisation``, ``bands`` and ``model`` (of the first model), ``evaluated``
         (per key: ``kind`` model or baseline, its normalisation, bands and config),
-        ``center_crop``, ``regions``, ``aggregation``, ``n_images_per_region``. See the
-        module docstring for the scaling, crop, region and mean conventions.
+        ``center_crop``, ``regions``, ``aggregation``, ``n_images_per_region``. A model with
+        a variance output also has ``"uncertainty"`` in its entry (schema in
+        :func:`cloudfree.metrics.uncertainty_summary`), the summary then
+        ``uncertainty_definitions``, and ``rows`` its per-image statistics. See the module
+        docstring for the scaling, crop, region, mean and uncertainty conventions.
 
     Raises:
         ConfigError: bad options, a device that is not available, an unknown baseline, a model
@@ -499,6 +553,10 @@ def evaluate_models(
     crop = proto.center_crop
     names = (*nets, *baseline_fns)
     values = {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in names}
+    with_var = [k for k, m in nets.items() if _has_variance(m)]
+    unc: dict[str, dict[str, dict[str, list[float]]]] = {
+        k: {r: {s: [] for s in UNCERTAINTY_STATS} for r in REGIONS} for k in with_var
+    }
     ids: list[str] = []
     covers: list[float] = []
     changed: list[float] = []
@@ -532,9 +590,20 @@ def evaluate_models(
                     }
                     y = reflectance(target.float(), group.protocol)
                     for member in group.members:
-                        pred = run_model(member.model, inputs).pred
+                        out = run_model(member.model, inputs)
+                        pred = out.pred
                         _check_pred(member.key, pred, target)
-                        scored[member.key] = (reflectance(pred.float(), group.protocol), y, masks)
+                        p = reflectance(pred.float(), group.protocol)
+                        scored[member.key] = (p, y, masks)
+                        if member.key in unc and out.variance is not None:
+                            var = out.variance.float() * _variance_factor(group.protocol)
+                            var = center_crop(var, crop)
+                            for region, mask in masks.items():
+                                stats = image_uncertainty_stats(p, y, var, mask)
+                                for st in UNCERTAINTY_STATS:
+                                    unc[member.key][region][st].extend(
+                                        stats[st].double().cpu().tolist()
+                                    )
                     if group is reference:
                         ref_batch = gb
                         for b, fn in baseline_fns.items():
@@ -578,6 +647,10 @@ def evaluate_models(
             for region in REGIONS:
                 for m in METRIC_NAMES:
                     row[f"{n}_{region}_{m}"] = values[n][region][m][i]
+        for n, by_region in unc.items():
+            for region in REGIONS:
+                for st in UNCERTAINTY_STATS:
+                    row[f"{n}_{region}_{st}"] = by_region[region][st][i]
         rows.append(row)
 
     evaluated: dict[str, Any] = {}
@@ -595,12 +668,18 @@ def evaluate_models(
             "normalisation": reference.protocol,
             "bands": first.band_names,
         }
+    models_summary = _summarise(values, bins, changed if has_strata else None)
+    for key, by_region in unc.items():
+        try:
+            models_summary[key]["uncertainty"] = uncertainty_summary(by_region["overall"])
+        except ConfigError as exc:  # e.g. a negative variance: name the model
+            raise ConfigError(f"model {key!r}: {exc}") from None
     summary: dict[str, Any] = {
         "protocol": proto.name,
         "protocol_description": proto.description,
         "split": str(getattr(base, "split", "unknown")),
         "n_images": len(rows),
-        "models": _summarise(values, bins, changed if has_strata else None),
+        "models": models_summary,
         "normalisation": first.protocol,
         "bands": first.band_names,
         "center_crop": crop,
@@ -616,6 +695,8 @@ def evaluate_models(
         "evaluated": evaluated,
         "cloudfree_version": __version__,
     }
+    if unc:
+        summary["uncertainty_definitions"] = UNCERTAINTY_DEFINITIONS
     if hasattr(base, "root"):
         summary["dataset"] = json_compatible(
             {
@@ -636,6 +717,7 @@ def evaluate_models(
         model_name=first.key,
         model_names=tuple(nets),
         baseline_names=tuple(baseline_fns),
+        uncertainty_names=tuple(unc),
     )
 
 
@@ -673,7 +755,11 @@ class SamplePredictions:
         samples: per sample ``id`` (str), ``cloud_cover`` (float), ``optical`` and ``target``
             (reflectance float32 ``[C, H, W]``, the reference normalisation undone),
             ``sar`` (dB float32 ``[2, H, W]``), ``cloud_mask``, ``shadow_mask`` (float
-            ``[H, W]``, 1 = labelled) and ``valid_mask`` (bool ``[H, W]``).
+            ``[H, W]``, 1 = labelled) and ``valid_mask`` (bool ``[H, W]``); when a model has a
+            variance output, ``uncertainty``: model key -> its predicted standard deviation
+            averaged over the bands, ``mean_c sqrt(var_c)`` in reflectance (float32
+            ``[H, W]``, the variance scaled as in :func:`evaluate_models`), what
+            :func:`cloudfree.report.panels.render_sample_panels` draws as an uncertainty map.
         predictions: model key -> one reflectance ``[C, H, W]`` float32 array per sample.
         band_names: the optical bands of every image.
         protocol: the reference normalisation (the first model's).
@@ -735,6 +821,9 @@ def predict_samples(
     model; a normalised one must match every model). Models are moved to ``device``, run in
     eval mode without gradients, and their train/eval mode is restored.
 
+    A model with a variance output also gives each sample's ``uncertainty`` map (see
+    :class:`SamplePredictions`).
+
     Raises:
         ConfigError: what :func:`evaluate_models` raises for the models, models whose
             optical bands differ (panels compare the images band for band), or no index.
@@ -765,6 +854,7 @@ def predict_samples(
             for index in indices:
                 sample = dataset[int(index)]
                 ref: Mapping[str, Any] = sample
+                stds: dict[str, np.ndarray] = {}
                 for group in groups:
                     s = (
                         normalize_sample(sample, group.protocol, group.bands, pb04_offset=pb04)
@@ -782,6 +872,12 @@ def predict_samples(
                         )
                         pred = _as_float32(out.pred.float()[0])
                         predictions[member.key].append(to_reflectance(pred, group.protocol))
+                        if out.variance is not None and _has_variance(member.model):
+                            var = out.variance.float()[0].clamp_min(0)
+                            std = var.sqrt().mean(dim=0) * math.sqrt(
+                                _variance_factor(group.protocol)
+                            )
+                            stds[member.key] = _as_float32(std)
                 norm = reference.protocol
                 samples.append(
                     {
@@ -797,6 +893,7 @@ def predict_samples(
                         "valid_mask": np.asarray(ref["valid_mask"], dtype=bool)[0]
                         if "valid_mask" in ref
                         else None,
+                        **({"uncertainty": stds} if stds else {}),
                     }
                 )
     finally:

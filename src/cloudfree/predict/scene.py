@@ -87,7 +87,7 @@ from cloudfree.normalization import (
     denormalize_optical,
     normalize_optical,
     normalize_sar,
-    to_reflectance,
+    reflectance_factor,
 )
 from cloudfree.predict.align import SAR_BANDS, SarOnGrid
 from cloudfree.predict.inputs import check_optical_file, optical_factor, resolve_optical_nodata
@@ -598,7 +598,7 @@ class _SceneRun:
         self.n_out = len(bandmap.names)
         self.with_std = bool(opts.write_std) and _has_variance(loaded)
         #: normalised units -> reflectance, for the standard deviation (linear protocols)
-        self.std_factor = np.float32(to_reflectance(np.ones(1, np.float32), loaded.protocol)[0])
+        self.std_factor = np.float32(reflectance_factor(loaded.protocol))
         self.std_writer: RasterWriter | None = None
 
     def result(

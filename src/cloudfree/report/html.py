@@ -20,9 +20,15 @@ What ``RUN_DIR`` must contain (only ``summary.json`` is required):
 The report (``report.html``) holds the metrics table of every model (PSNR, SSIM, SAM, MAE
 overall, inside and outside clouds; the best value of each column in bold) with the metric
 protocol named, the PSNR-per-cover-bin plot, the panels and the scene, and what the summary says
-about how it was measured. Every image is embedded as a base64 ``data:`` URI, so the file
-stands alone (no network resource, nothing beside it needed); the plot is also written as
-``psnr_per_cover_bin.png`` into the report's side folder.
+about how it was measured. When a model's summary entry has ``uncertainty`` (a model with a
+variance output, ``cloudfree evaluate``), an uncertainty section follows the cover-bin plot:
+the table of its calibration numbers (UCE / AUCE as UnCRtainTS computes them and in the clean
+form, RMS std against RMSE, rank correlation, discard-curve slope) and the calibration diagram
+with the discard curve (:func:`cloudfree.report.plots.uncertainty_figure`); the panels then
+show its uncertainty maps with their colour bar and range. Every image is embedded as a base64
+``data:`` URI, so the file stands alone (no network resource, nothing beside it needed); the
+plots are also written as ``psnr_per_cover_bin.png`` (and ``uncertainty_calibration.png``)
+into the report's side folder.
 
 Decisions on the files written:
 
@@ -52,13 +58,19 @@ from cloudfree.errors import InputFileError
 from cloudfree.io.atomic import atomic_write_bytes, atomic_write_text
 from cloudfree.io.outputs import check_output
 from cloudfree.report.panels import PANELS_DIR, PANELS_JSON
-from cloudfree.report.plots import cover_bin_figure, finite_or_none
+from cloudfree.report.plots import (
+    cover_bin_figure,
+    finite_or_none,
+    uncertainty_figure,
+    uncertainty_models,
+)
 
 __all__ = [
     "DEFAULT_LABELS",
     "PLOT_PNG",
     "REPORT_HTML",
     "SCENE_JSON",
+    "UNCERTAINTY_PNG",
     "ReportInputs",
     "build_report",
     "load_report_inputs",
@@ -73,6 +85,7 @@ SUMMARY_JSON = "summary.json"
 PER_IMAGE_CSV = "per_image.csv"
 SCENE_JSON = "scene.json"
 PLOT_PNG = "psnr_per_cover_bin.png"
+UNCERTAINTY_PNG = "uncertainty_calibration.png"
 
 #: Display names of the usual model keys (a summary's ``model_labels`` overrides them).
 DEFAULT_LABELS: dict[str, str] = {
@@ -315,6 +328,66 @@ def _facts(facts: Sequence[tuple[str, str]]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
+#: uncertainty table: key, header, digits
+_UNCERTAINTY_COLUMNS = (
+    ("n", "images", 0),
+    ("rms_std", "RMS std", 4),
+    ("rmse", "RMSE", 4),
+    ("uce", "UCE", 4),
+    ("auce", "AUCE", 4),
+    ("uce_clean", "UCE (clean)", 4),
+    ("auce_clean", "AUCE (clean)", 4),
+    ("spearman_var_error", "Spearman (var, SE)", 3),
+)
+
+
+def _uncertainty_section(summary: Mapping[str, Any], plot_png: bytes | None) -> str:
+    """Calibration numbers and plots of the models with an ``uncertainty`` entry (empty when
+    there is none)."""
+    names = uncertainty_models(summary)
+    if not names:
+        return ""
+    out = ['<h2 id="uncertainty">Uncertainty calibration</h2>', '<table class="metrics"><tr>']
+    out.append("<th>Model</th>")
+    out += [f"<th>{html.escape(head)}</th>" for _, head, _ in _UNCERTAINTY_COLUMNS]
+    out.append("<th>discard slope</th></tr>")
+    for n in names:
+        u = summary["models"][n]["uncertainty"]
+        out.append(f'<tr><td class="name">{html.escape(model_label(n, summary))}</td>')
+        out += [f"<td>{_fmt(u.get(key), digits)}</td>" for key, _, digits in _UNCERTAINTY_COLUMNS]
+        slope = (u.get("discard_curve") or {}).get("slope")
+        v = finite_or_none(slope)
+        out.append(f"<td>{'&ndash;' if v is None else f'{v:.3g}'}</td></tr>")
+    out.append("</table>")
+    out.append(
+        '<p class="note">Per image: mean predicted variance and mean squared error over bands '
+        "and valid pixels (reflectance). UCE: bin-weighted |RMS error &minus; RMS predicted std| "
+        "over 20 bins of the images&rsquo; variance, AUCE: its unweighted mean over occupied "
+        "bins; lower is better. UCE / AUCE are UnCRtainTS&rsquo;s numbers (its code compares "
+        "the images&rsquo; <i>signed</i> mean error with the std and weights the bins by a "
+        "histogram of bin indices); the clean form compares each image&rsquo;s RMSE and weights "
+        "by bin counts. Spearman: rank correlation of the images&rsquo; variance and squared "
+        "error (higher: the variance ranks the errors). Discard slope: of the mean squared error "
+        "of the most certain images against the fraction kept (positive: discarding uncertain "
+        "images lowers the error).</p>"
+    )
+    if plot_png is not None:
+        out.append(
+            f'<img src="{_png_uri(plot_png)}" alt="Uncertainty calibration and discard curve" '
+            'width="100%" style="max-width:1040px">'
+        )
+        out.append(
+            '<p class="note">Left: per bin of image variance, observed RMSE against predicted '
+            "RMS standard deviation (marker area: images in the bin; on the dashed diagonal a "
+            "model is calibrated, above it over-confident). Right: the discard curve with its "
+            "linear fit.</p>"
+        )
+    definitions = summary.get("uncertainty_definitions")
+    if definitions:
+        out.append(_facts([("definitions", html.escape(str(definitions)))]))
+    return "".join(out)
+
+
 def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[str, Any]) -> str:
     base = run_dir / PANELS_DIR
     columns = list(panels.get("columns") or [])
@@ -346,7 +419,10 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
             caption = ""
             name = "identity" if key == "cloudy" else key
             m = metrics.get(name)
-            if isinstance(m, Mapping) and finite_or_none(m.get("psnr")) is not None:
+            std = (s.get("uncertainty") or {}).get(key[: -len("_std")])
+            if key.endswith("_std") and finite_or_none(std) is not None:
+                caption = f"mean std {std:.4f}"
+            elif isinstance(m, Mapping) and finite_or_none(m.get("psnr")) is not None:
                 caption = f"{m['psnr']:.1f} dB, MAE {m['mae']:.3f}"
             elif name in metrics and key != "target":
                 caption = f"no pixel {html.escape(region)}"
@@ -371,6 +447,20 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
     ]
     out.append(f'<p class="note">{" ".join(notes)}</p>')
     out.append(f'<p class="note legend">Cloud mask:{mask_legend}</p>')
+    if panels.get("uncertainty"):
+        bar = panels.get("uncertainty_colourbar")
+        uri = _data_uri(base / str(bar)) if bar else None
+        lo, hi = (list(panels.get("uncertainty_range") or []) + [None, None])[:2]
+        scale = ""
+        if uri is not None and finite_or_none(lo) is not None and finite_or_none(hi) is not None:
+            scale = (
+                f' {lo:.4g} <img src="{uri}" alt="uncertainty colour bar" '
+                'style="width:220px;height:12px;vertical-align:middle"> '
+                f"{hi:.4g}"
+            )
+        out.append(
+            f'<p class="note">Uncertainty: {html.escape(str(panels["uncertainty"]))}.{scale}</p>'
+        )
     return "".join(out)
 
 
@@ -406,10 +496,16 @@ def _setup_section(summary: Mapping[str, Any]) -> str:
 
 
 def render_report_html(
-    inputs: ReportInputs, *, title: str | None = None, plot_png: bytes | None = None
+    inputs: ReportInputs,
+    *,
+    title: str | None = None,
+    plot_png: bytes | None = None,
+    uncertainty_png: bytes | None = None,
 ) -> str:
     """The report's HTML text (see the module docstring); ``plot_png`` is the cover-bin plot
-    (made by :func:`cloudfree.report.plots.cover_bin_figure` when None)."""
+    (made by :func:`cloudfree.report.plots.cover_bin_figure` when None), ``uncertainty_png``
+    the uncertainty plot (made by :func:`cloudfree.report.plots.uncertainty_figure` when None
+    and a model has an ``uncertainty`` entry)."""
     from cloudfree import __version__
 
     summary = inputs.summary
@@ -417,6 +513,8 @@ def render_report_html(
     labels = {n: model_label(n, summary) for n in summary["models"]}
     if plot_png is None:
         plot_png = cover_bin_figure(summary, inputs.rows, labels)
+    if uncertainty_png is None:
+        uncertainty_png = uncertainty_figure(summary, labels)
     stamp = time.strftime("%Y-%m-%d %H:%M")
     parts = [
         "<!DOCTYPE html>",
@@ -450,6 +548,7 @@ def render_report_html(
         '<p class="note">Bins of the patch cloud cover (cloud fraction of the whole cloudy patch '
         "by the dataset's detector); n = test images in the bin.</p>"
     )
+    parts.append(_uncertainty_section(summary, uncertainty_png))
     if inputs.panels:
         parts.append(_panels_section(inputs.panels, inputs.run_dir, summary))
     if inputs.scene:
@@ -486,7 +585,8 @@ def build_report(
     overwrite: bool = False,
 ) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``) and the
-    cover-bin plot into :func:`side_files_dir` (``psnr_per_cover_bin.png``); return the
+    cover-bin plot into :func:`side_files_dir` (``psnr_per_cover_bin.png``, and
+    ``uncertainty_calibration.png`` when a model has an ``uncertainty`` entry); return the
     report's path.
 
     Raises:
@@ -496,10 +596,18 @@ def build_report(
     inputs = load_report_inputs(run_dir)
     target = Path(out) if out is not None else inputs.run_dir / REPORT_HTML
     plot_path = side_files_dir(target) / PLOT_PNG
+    unc_path = side_files_dir(target) / UNCERTAINTY_PNG
+    with_unc = bool(uncertainty_models(inputs.summary))
     read = report_input_files(inputs)
     check_output(target, inputs=read, overwrite=overwrite, what="report")
     check_output(plot_path, inputs=read, overwrite=overwrite, what="report's plot")
+    if with_unc:
+        check_output(unc_path, inputs=read, overwrite=overwrite, what="report's plot")
     labels = {n: model_label(n, inputs.summary) for n in inputs.summary["models"]}
     plot = cover_bin_figure(inputs.summary, inputs.rows, labels)
     atomic_write_bytes(plot_path, plot)
-    return atomic_write_text(target, render_report_html(inputs, title=title, plot_png=plot))
+    unc_plot = uncertainty_figure(inputs.summary, labels) if with_unc else None
+    if unc_plot is not None:
+        atomic_write_bytes(unc_path, unc_plot)
+    html_text = render_report_html(inputs, title=title, plot_png=plot, uncertainty_png=unc_plot)
+    return atomic_write_text(target, html_text)

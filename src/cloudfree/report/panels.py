@@ -11,6 +11,12 @@ Decisions:
 * **SAR** is shown in dB as red VV, green and blue VH (:func:`sar_composite`), stretched to
   the 1-99 % range of the channel.
 * **Cloud mask**: clear dark grey, cloud white, cloud shadow blue (:data:`MASK_COLOURS`).
+* **Uncertainty** (models with a variance output: a sample's ``uncertainty`` maps, the
+  predicted standard deviation averaged over the bands, in reflectance): a column after the
+  model's prediction, in the colour map :data:`UNCERTAINTY_CMAP` from 0 (certain, black) to the
+  99th percentile of every map shown (:func:`uncertainty_range`, one scale for all patches and
+  models so that they compare; larger values saturate). The range is stated in the manifest
+  and drawn as a colour bar (:data:`UNCERTAINTY_COLOURBAR`).
 * **Small patches** are enlarged by an integer factor with nearest-neighbour sampling (crisp
   pixels) so that they are at least :data:`PANEL_MIN_SIDE` pixels wide.
 * **Which patches**: :func:`select_by_cover` takes evenly spaced ranks of the cloud-cover
@@ -44,7 +50,10 @@ __all__ = [
     "PANELS_JSON",
     "PANEL_MIN_SIDE",
     "RGB_BANDS",
+    "UNCERTAINTY_CMAP",
+    "UNCERTAINTY_COLOURBAR",
     "apply_stretch",
+    "colour_bar",
     "enlarge",
     "mask_image",
     "percentile_stretch",
@@ -54,6 +63,8 @@ __all__ = [
     "sar_composite",
     "sar_image",
     "select_by_cover",
+    "uncertainty_image",
+    "uncertainty_range",
 ]
 
 #: Bands of the true-colour composite (red, green, blue).
@@ -69,6 +80,9 @@ PANEL_MIN_SIDE = 192
 #: Sub-directory of a report directory holding the sample panels, and its manifest.
 PANELS_DIR = "panels"
 PANELS_JSON = "panels.json"
+#: Matplotlib colour map of the uncertainty panels, and the file of its colour bar.
+UNCERTAINTY_CMAP = "magma"
+UNCERTAINTY_COLOURBAR = "uncertainty_colourbar.png"
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -150,6 +164,51 @@ def mask_image(cloud: np.ndarray, shadow: np.ndarray | None = None) -> np.ndarra
     return out
 
 
+def _lut(cmap: str) -> np.ndarray:
+    """``uint8 [256, 3]`` colours of a matplotlib colour map."""
+    import matplotlib
+
+    try:
+        colours = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3]
+    except KeyError:
+        raise ConfigError(f"unknown matplotlib colour map {cmap!r}") from None
+    return np.round(colours * 255.0).astype(np.uint8)
+
+
+def uncertainty_range(maps: Sequence[np.ndarray], percentile: float = 99.0) -> tuple[float, float]:
+    """``(0, top)`` of the uncertainty colour scale: ``top`` is the ``percentile`` of the
+    finite values of every map (the maximum when that is 0; 1 when there is none)."""
+    finite = [np.asarray(m, dtype=np.float64) for m in maps]
+    vals = np.concatenate([m[np.isfinite(m)].ravel() for m in finite]) if finite else np.empty(0)
+    if vals.size == 0:
+        return 0.0, 1.0
+    top = float(np.percentile(vals, percentile))
+    if top <= 0:
+        top = float(vals.max())
+    return 0.0, top if top > 0 else 1.0
+
+
+def uncertainty_image(std: np.ndarray, top: float, cmap: str = UNCERTAINTY_CMAP) -> np.ndarray:
+    """``uint8 [H, W, 3]`` of a standard-deviation map ``[H, W]``: 0 to ``top`` through the
+    colour map (values above ``top`` saturate); non-finite pixels are black."""
+    s = np.asarray(std, dtype=np.float64)
+    if s.ndim != 2:
+        raise ConfigError(f"an uncertainty map must be [H, W], got shape {s.shape}")
+    if not top > 0:
+        raise ConfigError(f"the top of the uncertainty scale must be > 0, got {top!r}")
+    scaled = np.clip(np.where(np.isfinite(s), s, 0.0) / top, 0.0, 1.0)
+    out = _lut(cmap)[np.round(scaled * 255.0).astype(np.int64)]
+    out[~np.isfinite(s)] = 0
+    return out
+
+
+def colour_bar(cmap: str = UNCERTAINTY_CMAP, width: int = 256, height: int = 14) -> np.ndarray:
+    """``uint8 [height, width, 3]`` horizontal colour bar, low values on the left."""
+    lut = _lut(cmap)
+    row = lut[np.round(np.linspace(0, 255, width)).astype(np.int64)]
+    return np.repeat(row[None], height, axis=0)
+
+
 def enlarge(image: np.ndarray, min_side: int = PANEL_MIN_SIDE) -> np.ndarray:
     """Nearest-neighbour enlargement of ``uint8 [H, W, 3]`` by the smallest integer factor that
     makes the width at least ``min_side`` (no change when it already is)."""
@@ -197,9 +256,11 @@ def render_sample_panels(
     Args:
         samples: per sample ``id``, ``cloud_cover``, ``optical`` and ``target``
             (reflectance ``[C, H, W]``), ``sar`` (dB ``[2, H, W]``), ``cloud_mask`` and
-            optionally ``shadow_mask`` (``[H, W]`` or ``[1, H, W]``, nonzero = labelled) and
+            optionally ``shadow_mask`` (``[H, W]`` or ``[1, H, W]``, nonzero = labelled),
             ``metrics`` (key -> ``{"psnr", "mae"}`` or None, the caption numbers; absent:
-            no caption).
+            no caption) and ``uncertainty`` (key of a model of ``predictions`` -> its
+            predicted standard deviation ``[H, W]`` in reflectance, drawn as a column
+            ``<key>_std`` after the prediction; see the module docstring).
         predictions: report key -> one reflectance ``[C, H, W]`` array per sample, in the
             bands of ``band_names``.
         out_dir: directory for the PNGs and ``panels.json`` (created).
@@ -211,13 +272,17 @@ def render_sample_panels(
 
     Returns:
         The manifest written to ``out_dir/panels.json``: ``columns`` (``[{"key", "label"}]`` in
-        display order: cloudy, SAR, each model, target, mask), ``samples`` (``[{"id",
-        "cloud_cover", "images": {key: file name}, "metrics": {name: {"psnr", "mae"}}}]``,
-        metrics inside clouds, ``identity`` included; null where the patch has no cloud pixel)
-        and notes on the rendering.
+        display order: cloudy, SAR, each model (followed by ``<key>_std`` when it has
+        uncertainty maps), target, mask), ``samples`` (``[{"id", "cloud_cover", "images":
+        {key: file name}, "metrics": {name: {"psnr", "mae"}}}]``, metrics inside clouds,
+        ``identity`` included; null where the patch has no cloud pixel; with uncertainty maps
+        also ``"uncertainty": {key: mean std of the patch}``) and notes on the rendering
+        (with uncertainty maps: ``uncertainty``, ``uncertainty_range`` ``[0, top]`` and
+        ``uncertainty_colourbar``, the colour bar's file).
 
     Raises:
-        ConfigError: no sample, no RGB bands, or a prediction list of another length.
+        ConfigError: no sample, no RGB bands, a prediction list of another length, or an
+            uncertainty map of a key without predictions or of another size.
     """
     out = Path(out_dir)
     labels = dict(labels or {})
@@ -228,10 +293,28 @@ def render_sample_panels(
     for key, preds in predictions.items():
         if len(preds) != len(samples):
             raise ConfigError(f"{len(preds)} prediction(s) of {key!r} for {len(samples)} sample(s)")
+    with_std = [k for k in predictions if any(k in (s.get("uncertainty") or {}) for s in samples)]
+    for s in samples:
+        for key, std in (s.get("uncertainty") or {}).items():
+            if key not in predictions:
+                raise ConfigError(
+                    f"sample {s['id']!r} has an uncertainty map of {key!r}, "
+                    "which has no predictions"
+                )
+            if np.asarray(std).shape != np.asarray(s["target"]).shape[1:]:
+                raise ConfigError(
+                    f"the uncertainty map of {key!r} for sample {s['id']!r} has shape "
+                    f"{np.asarray(std).shape}, expected the patch's "
+                    f"{np.asarray(s['target']).shape[1:]}"
+                )
     out.mkdir(parents=True, exist_ok=True)
     columns = [{"key": "cloudy", "label": labels.get("cloudy", "Cloudy input")}]
     columns.append({"key": "sar", "label": labels.get("sar", "SAR (VV, VH)")})
-    columns += [{"key": k, "label": labels.get(k, k)} for k in predictions]
+    for k in predictions:
+        columns.append({"key": k, "label": labels.get(k, k)})
+        if k in with_std:
+            std_label = labels.get(f"{k}_std", f"{labels.get(k, k)}: uncertainty (std)")
+            columns.append({"key": f"{k}_std", "label": std_label})
     columns.append({"key": "target", "label": labels.get("target", "Cloud-free target")})
     columns.append({"key": "mask", "label": labels.get("mask", "Cloud mask")})
 
@@ -242,6 +325,9 @@ def render_sample_panels(
     sar_stretch = percentile_stretch(
         np.concatenate([sar_composite(d) for d in sars], axis=2), 1.0, 99.0
     )
+    std_maps = [np.asarray(m) for s in samples for k, m in (s.get("uncertainty") or {}).items()]
+    std_range = uncertainty_range(std_maps) if std_maps else None
+    std_top = std_range[1] if std_range is not None else 1.0
 
     manifest_samples: list[dict[str, Any]] = []
     for i, (s, target_r, sar_db) in enumerate(zip(samples, targets, sars)):
@@ -255,14 +341,23 @@ def render_sample_panels(
         }
         for key, preds in predictions.items():
             images[key] = rgb_image(np.asarray(preds[i]), band_names, rgb_stretch)
+        stds = dict(s.get("uncertainty") or {})
+        for key, std in stds.items():
+            images[f"{key}_std"] = uncertainty_image(np.asarray(std), std_top)
         files: dict[str, str] = {}
         for col in columns:
+            if col["key"] not in images:  # a model without a map for this sample
+                continue
             name = f"{sid}_{col['key']}.png"
             save_png(enlarge(images[col["key"]], min_side), out / name)
             files[col["key"]] = name
         entry: dict[str, Any] = {"id": sid, "cloud_cover": float(s["cloud_cover"]), "images": files}
         if "metrics" in s:
             entry["metrics"] = dict(s["metrics"])
+        if stds:
+            entry["uncertainty"] = {
+                k: float(np.nanmean(np.asarray(v, dtype=np.float64))) for k, v in stds.items()
+            }
         manifest_samples.append(entry)
     area = (
         f"the central {metrics_crop} x {metrics_crop} px (the metric protocol's crop, as in "
@@ -281,6 +376,15 @@ def render_sample_panels(
         "sar": "red VV, green and blue VH (dB), 1-99 % stretch over all the patches shown",
         "mask": "white cloud, blue cloud shadow, grey clear (the dataset's cloud detector)",
     }
+    if std_range is not None:
+        save_png(colour_bar(), out / UNCERTAINTY_COLOURBAR)
+        manifest["uncertainty"] = (
+            f"predicted standard deviation averaged over the bands (reflectance), colour map "
+            f"{UNCERTAINTY_CMAP} from 0 (black) to {std_range[1]:.4g} (the 99th percentile of "
+            "every map shown; larger values saturate), one scale for all the patches and models"
+        )
+        manifest["uncertainty_range"] = [std_range[0], std_range[1]]
+        manifest["uncertainty_colourbar"] = UNCERTAINTY_COLOURBAR
     atomic_write_json(out / PANELS_JSON, manifest)
     return manifest
 

@@ -6,6 +6,14 @@ per-image table is available, the **inside-clouds** PSNR averaged per bin from i
 ``<name>_inside_clouds_psnr`` column (nan-mean, as the summary's means). Bars are grouped by bin,
 one colour per model; a bin without images (or without a finite value) has no bar. The x labels
 give each bin's number of images.
+
+:func:`uncertainty_figure` draws, for every model whose summary entry has ``uncertainty``
+(models with a variance output, :func:`cloudfree.metrics.uncertainty_summary`), the
+calibration diagram (per bin of the images' mean variance, the RMS observed error
+``sqrt(mean(mean_se))`` against the RMS predicted standard deviation ``sqrt(mean(mean_var))``,
+marker area growing with the bin's image count, the diagonal = perfect calibration; empty bins
+have no marker) and the discard curve (mean squared error of the most certain 5 %, ..., 100 %
+of the images, with its linear fit).
 """
 
 from __future__ import annotations
@@ -15,7 +23,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MODEL_COLOURS", "cover_bin_figure", "cover_bin_table", "finite_or_none"]
+__all__ = [
+    "MODEL_COLOURS",
+    "cover_bin_figure",
+    "cover_bin_table",
+    "finite_or_none",
+    "uncertainty_figure",
+    "uncertainty_models",
+]
 
 #: Fixed colours of the usual report keys; other models cycle through matplotlib's tab10.
 MODEL_COLOURS: dict[str, str] = {
@@ -130,6 +145,94 @@ def cover_bin_figure(
     handles, names = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, names, loc="outside upper center", ncols=len(handles), frameon=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def uncertainty_models(summary: Mapping[str, Any]) -> list[str]:
+    """Keys of the summary's models that have an ``uncertainty`` entry, in summary order."""
+    return [
+        name
+        for name, entry in (summary.get("models") or {}).items()
+        if isinstance(entry, Mapping) and isinstance(entry.get("uncertainty"), Mapping)
+    ]
+
+
+def _points(xs: Sequence[Any], ys: Sequence[Any]) -> tuple[list[float], list[float], list[int]]:
+    """The pairs where both values are finite, and their positions."""
+    kept = [
+        (i, fx, fy)
+        for i, (x, y) in enumerate(zip(xs, ys))
+        if (fx := finite_or_none(x)) is not None and (fy := finite_or_none(y)) is not None
+    ]
+    return [k[1] for k in kept], [k[2] for k in kept], [k[0] for k in kept]
+
+
+def uncertainty_figure(
+    summary: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+    *,
+    dpi: int = 110,
+) -> bytes | None:
+    """PNG bytes of the calibration diagram and the discard curve of every model with an
+    ``uncertainty`` entry (module docstring); None when there is none."""
+    names = uncertainty_models(summary)
+    if not names:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    labels = dict(labels or {})
+    palette = matplotlib.colormaps["tab10"].colors
+    fig = Figure(figsize=(10.4, 4.0), dpi=dpi, layout="constrained")
+    cal_ax, dis_ax = fig.subplots(1, 2)
+    top = 0.0
+    for k, name in enumerate(names):
+        u = summary["models"][name]["uncertainty"]
+        colour = MODEL_COLOURS.get(name, palette[k % len(palette)])
+        label = labels.get(name, name)
+        bins = [b for b in u.get("calibration") or [] if isinstance(b, Mapping)]
+        xs, ys, idx = _points([b.get("rms_std") for b in bins], [b.get("rmse") for b in bins])
+        if xs:
+            counts = [max(1, int(bins[i].get("count") or 0)) for i in idx]
+            biggest = max(counts)
+            sizes = [18 + 140 * c / biggest for c in counts]
+            cal_ax.plot(xs, ys, color=colour, lw=1, alpha=0.6)
+            cal_ax.scatter(xs, ys, s=sizes, color=colour, alpha=0.85, label=label, zorder=3)
+            top = max(top, *xs, *ys)
+        curve = u.get("discard_curve") or {}
+        fx, fy, _ = _points(curve.get("fractions") or [], curve.get("errors") or [])
+        if fx:
+            dis_ax.plot([100 * f for f in fx], fy, "o", color=colour, ms=4, label=label)
+            slope, icpt = finite_or_none(curve.get("slope")), finite_or_none(curve.get("intercept"))
+            if slope is not None and icpt is not None:
+                dis_ax.plot(
+                    [0, 100],
+                    [icpt, icpt + slope],
+                    color=colour,
+                    lw=1.2,
+                    alpha=0.7,
+                    label=f"{label}: fit, slope {slope:.3g}",
+                )
+    top = top * 1.08 if top > 0 else 1.0
+    cal_ax.plot([0, top], [0, top], ls="--", color="#6b7280", lw=1, label="perfect calibration")
+    cal_ax.set_xlim(0, top)
+    cal_ax.set_ylim(0, top)
+    cal_ax.set_aspect("equal", adjustable="box")
+    cal_ax.set_xlabel("predicted RMS standard deviation (reflectance)")
+    cal_ax.set_ylabel("observed RMSE (reflectance)")
+    cal_ax.set_title("Calibration per bin of image variance")
+    dis_ax.set_xlim(0, 100)
+    dis_ax.set_xlabel("most certain images kept (%)")
+    dis_ax.set_ylabel("mean squared error (reflectance$^2$)")
+    dis_ax.set_title("Discard curve")
+    for ax in (cal_ax, dis_ax):
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
