@@ -201,6 +201,11 @@ class UnCRtainTS(CloudRemovalModel):
         out_channels = in_optical * (2 if covmode == "diag" else 1)
         self.out_conv = _OutConv(width, out_channels)
         self.eps = 1e-9 if self.scale_by == 1.0 else 1e-3
+        # channels-last convolution weights: the CPU forward and training step run about 1.15x
+        # faster (benchmarks/uncrtaints_vs_official.py); outputs change by float rounding only
+        # (2e-6 at most against the parity fixtures' 3e-5 tolerance). load_state_dict copies
+        # into these tensors, so the layout survives loading; saved weights are made contiguous.
+        self.to(memory_format=torch.channels_last)
 
     def _aggregate(self, x: Tensor, attn: Tensor, pad_mask: Tensor) -> Tensor:
         n_heads, b, t, h, w = attn.shape
