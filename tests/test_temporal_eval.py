@@ -154,3 +154,37 @@ def test_evaluate_cli_on_a_time_series_dataset(
         "--dataset", "sen12mscr_tz", "--out", str(tmp_path / "y"),
     ])  # fmt: skip
     assert res.exit_code == 1 and "did you mean 'sen12mscr_ts'" in res.output
+
+
+def test_mono_models_on_time_series_see_the_last_date(
+    ts_root: Path, temporal_weights: Path, tmp_path: Path
+) -> None:
+    from cloudfree.data import SEN12MSCRTS, SingleDateView
+    from cloudfree.evaluate import evaluate_models
+
+    torch.manual_seed(1)
+    mono = create_model("uncrtaints_mono", width=8, decoder_blocks=1)
+    mono_dir = save_pretrained(mono, tmp_path / "mono")
+    series = SEN12MSCRTS(ts_root, "train", sampler="ca_mtcr", cloud_masks="mask_files")
+    res = evaluate_checkpoints(
+        {"mono": mono_dir, "standin": temporal_weights},
+        ts_root,
+        split="train",
+        out_dir=None,
+        progress=False,
+        dataset="sen12mscr_ts",
+        dataset_options={"sampler": "ca_mtcr", "cloud_masks": "mask_files"},
+    )
+    m = res.summary["models"]
+    assert list(m)[:2] == ["mono", "standin"] and "mosaic" in m
+    alone = evaluate_models({"mono": mono}, SingleDateView(series), baselines=(), progress=False)
+    for region in ("overall", "inside_clouds"):
+        assert m["mono"][region] == alone.summary["models"]["mono"][region]
+    # the baselines see the whole series, whichever model comes first
+    ref = evaluate_models({"standin": create_model("standin_temporal")}, series,
+                          baselines=("mosaic",), progress=False)  # fmt: skip
+    assert m["mosaic"]["overall"] == ref.summary["models"]["mosaic"]["overall"]
+    scaled = SEN12MSCRTS(ts_root, "train", sampler="ca_mtcr", cloud_masks="mask_files")
+    scaled.protocol = "uncrtaints"  # as a dataset that yields normalised samples declares
+    with pytest.raises(ConfigError, match="needs raw samples"):
+        evaluate_models({"mono": mono}, scaled, progress=False)

@@ -22,6 +22,10 @@ Conventions (the summary repeats the essentials, so a report states how it was m
   fed as it is; every model must then expect that scaling and those bands.
 * **Baselines** are computed from the batch normalised like the **first** model's inputs (the
   reference protocol), so a single-model evaluation measures the identity exactly as before.
+* **Mono-temporal models on time series** (raw samples) get each series' last real input date
+  (:func:`cloudfree.data.single_date_sample`: under ``ca_mtcr`` the cloudy date to restore),
+  scored on the series' target and regions, so they sit in the same table as the temporal
+  models; the baselines always see the whole series.
 * **Scaling**: before the metrics, predictions and targets are converted to reflectance in
   [0, 1] with :func:`cloudfree.normalization.to_reflectance` in the protocol they are in
   (each model's for its output and target), so every model is measured on the same scale
@@ -74,7 +78,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from cloudfree.bands import S2_L1C, BandSet, get_band_set
 from cloudfree.data.registry import is_temporal_dataset
 from cloudfree.data.sampling import COVER_BINS, assign_cover_bins, cover_bin_labels
-from cloudfree.data.temporal import collate_time_series
+from cloudfree.data.temporal import collate_time_series, single_date_sample
 from cloudfree.data.transforms import normalize_sample
 from cloudfree.devices import resolve_device
 from cloudfree.errors import ConfigError, DatasetError, InputFileError
@@ -262,15 +266,19 @@ class _Member:
     protocol: str
     band_names: list[str] | None
     config: dict[str, Any]
+    single_date: bool = False  # a mono-temporal model on time series: the last input date
 
 
 @dataclass
 class _Group:
-    """Models that get the same inputs: one normalisation protocol and band subset."""
+    """Models that get the same inputs: one normalisation protocol and band subset, and for
+    mono-temporal models on time series the series' last real date
+    (:func:`~cloudfree.data.single_date_sample`)."""
 
     protocol: str
     bands: BandSet | None  # band subset taken from 13-band raw samples (None: keep them)
     members: list[_Member] = field(default_factory=list)
+    single_date: bool = False
 
 
 def _default_key(model: nn.Module) -> str:
@@ -336,14 +344,18 @@ def _member(key: str, model: nn.Module, base: Dataset, raw: bool) -> _Member:
     elif data_bands is not None:
         band_names = list(data_bands.names)
     model_temporal = spec_of(model).inputs.temporal
-    if model_temporal != is_temporal_dataset(base):
-        data_kind = type(base).__name__
+    temporal_data = is_temporal_dataset(base)
+    if model_temporal and not temporal_data:
         raise ConfigError(
-            f"model {key!r} is {'multi' if model_temporal else 'mono'}-temporal but {data_kind} "
-            f"feeds {'one cloudy image' if model_temporal else 'time series'} per sample; "
-            f"evaluate it on a {'time-series' if model_temporal else 'mono-temporal'} dataset"
+            f"model {key!r} is multi-temporal but {type(base).__name__} feeds one cloudy image "
+            "per sample; evaluate it on a time-series dataset"
         )
-    return _Member(key, model, norm, band_names, cfg)
+    if temporal_data and not model_temporal and not raw:
+        raise ConfigError(
+            f"model {key!r} is mono-temporal: on a time-series dataset it sees the last input "
+            "date of each series, which needs raw samples (protocol=None)"
+        )
+    return _Member(key, model, norm, band_names, cfg, temporal_data and not model_temporal)
 
 
 def _groups(models: Mapping[str, nn.Module], base: Dataset) -> list[_Group]:
@@ -361,8 +373,9 @@ def _groups(models: Mapping[str, nn.Module], base: Dataset) -> list[_Group]:
             and (data_bands is None or list(data_bands.names) != m.band_names)
         ):
             subset = get_band_set(m.band_names)
-        gkey = (m.protocol, None if subset is None else tuple(subset.names))
-        groups.setdefault(gkey, _Group(m.protocol, subset)).members.append(m)
+        gkey = (m.protocol, None if subset is None else tuple(subset.names), m.single_date)
+        group = groups.setdefault(gkey, _Group(m.protocol, subset, single_date=m.single_date))
+        group.members.append(m)
     if not raw and len(groups) > 1:
         raise ConfigError(
             "the dataset's samples are fed to every model as they are, but the models expect "
@@ -388,11 +401,21 @@ def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return default_collate(samples)
 
 
-def _group_batch(batch: Any, group: _Group, raw: bool, pb04: bool) -> dict[str, Any]:
+def _group_batch(
+    batch: Any, group: _Group, raw: bool, pb04: bool, series: bool = False
+) -> dict[str, Any]:
+    """``batch`` as ``group``'s models take it (``series``: the whole series even for a
+    single-date group: what the baselines see)."""
     if not raw:
         return batch
+    one = group.single_date and not series
     return _collate(
-        [normalize_sample(s, group.protocol, group.bands, pb04_offset=pb04) for s in batch]
+        [
+            normalize_sample(
+                single_date_sample(s) if one else s, group.protocol, group.bands, pb04_offset=pb04
+            )
+            for s in batch
+        ]
     )
 
 
@@ -606,6 +629,9 @@ def evaluate_models(
                                     )
                     if group is reference:
                         ref_batch = gb
+                        if group.single_date:  # the baselines see the whole series
+                            gb = _group_batch(batch, group, raw, pb04, series=True)
+                            inputs = ModelBatch.from_sample(gb).to(dev, non_blocking=True)
                         for b, fn in baseline_fns.items():
                             pred = fn(inputs, gb).to(dev)
                             _check_pred(b, pred, target, "baseline")
