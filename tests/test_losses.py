@@ -29,8 +29,8 @@ from cloudfree.metrics import image_metrics
 from cloudfree.models import ModelOutput
 
 #: losses of the prediction alone (called with a bare tensor); gaussian_nll needs a variance
-PRED_ONLY = ["carf", "carf_code", "carl", "l1", "l1_ssim", "mse", "ssim"]
-ALL = sorted([*PRED_ONLY, "gaussian_nll", "mgnll"])
+PRED_ONLY = ["carf", "carf_code", "carl", "l1", "l1_ssim", "l2", "mse", "ssim"]
+ALL = sorted([*PRED_ONLY, "gaussian_nll", "gnll", "mgnll"])
 
 
 def make_batch(
@@ -559,3 +559,28 @@ def test_mask_reading_losses_declare_the_masks():
     assert build_loss("carf").batch_keys() == {"cloud_mask"}
     for name in ("l1", "mse", "ssim", "l1_ssim", "gaussian_nll"):
         assert build_loss(name).batch_keys() == frozenset(), name
+
+
+def test_gnll_is_torchs_full_gaussian_nll_on_scaled_values():
+    """The official GNLL is torch's gaussian_nll_loss (full, eps 1e-8) on scale_by-scaled
+    values; its clamp lets the gradient through (straight-through), gaussian_nll's does not."""
+    batch = make_batch(seed=3)
+    mean = torch.rand_like(batch["target"])
+    var = torch.rand_like(mean) * 0.01 + 1e-4
+    for scale in (1.0, 10.0):
+        ref = F.gaussian_nll_loss(
+            scale * mean, scale * batch["target"], scale**2 * var, full=True, eps=1e-8
+        )
+        got = build_loss("gnll", scale=scale)(ModelOutput(pred=mean, variance=var), batch)
+        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+    tiny = torch.full_like(mean, 1e-12, requires_grad=True)
+    build_loss("gnll")(ModelOutput(pred=mean, variance=tiny), batch).backward()
+    assert tiny.grad is not None and bool((tiny.grad != 0).all())
+    with pytest.raises(ConfigError, match="scale"):
+        build_loss("gnll", scale=0.0)
+
+
+def test_l2_is_the_official_name_of_mse():
+    batch = make_batch(invalid_fraction=0.1, seed=4)
+    pred = torch.rand_like(batch["target"])
+    assert build_loss("l2")(pred, batch) == build_loss("mse")(pred, batch)

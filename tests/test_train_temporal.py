@@ -179,6 +179,6 @@ def test_utae_cr_recipe_trains(ts_root: Path, tmp_path: Path) -> None:
         "trainer.enable_progress_bar": False,
     }
     cfg = build_config(load_recipe("utae_cr"), overrides, data_root=ts_root, out=tmp_path / "u")
-    assert cfg.loss.name == "mse" and cfg.data.train_options == {"sampler": "random"}
+    assert cfg.loss.name == "l2" and cfg.data.train_options == {"sampler": "random"}
     result = train(cfg)
     assert result.global_step == 2 and result.val_metrics["val/psnr"] > 0

@@ -1,5 +1,6 @@
 """Gaussian negative log-likelihoods of a mean + variance prediction (uncertainty models):
-``gaussian_nll`` (per band) and ``mgnll`` (UnCRtainTS's multivariate form)."""
+``gaussian_nll`` (per band), ``gnll`` (UnCRtainTS's univariate form, as its code computes it)
+and ``mgnll`` (UnCRtainTS's multivariate form)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from cloudfree.losses._common import CloudRemovalLoss, PreparedBatch, check_float, masked_mean
 from cloudfree.losses._registry import register_loss
 
-__all__ = ["GaussianNLLLoss", "MultivariateGaussianNLLLoss"]
+__all__ = ["GaussianNLLLoss", "MultivariateGaussianNLLLoss", "OfficialGaussianNLLLoss"]
 
 
 @register_loss("gaussian_nll")
@@ -51,6 +52,41 @@ class GaussianNLLLoss(CloudRemovalLoss):
         d = x.target - x.pred
         loss = x.mean(0.5 * (torch.log(var) + d * d / var))
         return loss, {"nll": loss, "variance": x.mean(var)}
+
+
+@register_loss("gnll")
+class OfficialGaussianNLLLoss(CloudRemovalLoss):
+    """UnCRtainTS's ``GNLL`` (``--loss GNLL``, covmode ``uni``): the univariate Gaussian NLL as
+    its ``losses.GaussianNLLLoss`` (torch's ``gaussian_nll_loss``, ``full=True``, ``eps`` 1e-8,
+    mean reduction) computes it, on the values scaled by ``scale`` (the official ``scale_by``:
+    mean and target times ``scale``, variance times ``scale**2``)::
+
+        mean over valid elements of 0.5 * (log v + (y - mu)^2 / v) + 0.5 * log(2 pi)
+
+    As officially, the variance is clamped to at least ``eps`` **without** blocking its
+    gradient (the official code clamps in place under ``no_grad``: a straight-through clamp),
+    unlike :class:`GaussianNLLLoss` (``gaussian_nll``), whose clamp zeroes the gradient and
+    which leaves out the constant. Batch keys: ``target`` (``valid_mask`` optional); terms
+    ``nll`` and ``variance`` (mean predicted variance, unscaled).
+    """
+
+    uses_variance: ClassVar[bool] = True
+
+    def __init__(self, scale: float = 1.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.scale = check_float("gnll", "scale", scale, low=0.0, low_open=True)
+        self.eps = check_float("gnll", "eps", eps, low=0.0, low_open=True)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, eps={self.eps}"
+
+    def compute(self, x: PreparedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        assert x.variance is not None  # CloudRemovalLoss.forward checks it
+        v = x.variance * self.scale**2
+        v = v + (v.clamp_min(self.eps) - v).detach()  # clamped value, identity gradient
+        d = (x.target - x.pred) * self.scale
+        loss = x.mean(0.5 * (torch.log(v) + d * d / v)) + 0.5 * math.log(2 * math.pi)
+        return loss, {"nll": loss, "variance": x.mean(x.variance)}
 
 
 @register_loss("mgnll")

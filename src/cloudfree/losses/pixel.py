@@ -7,7 +7,7 @@ import torch
 from cloudfree.losses._common import CloudRemovalLoss, PreparedBatch
 from cloudfree.losses._registry import register_loss
 
-__all__ = ["PixelL1Loss", "PixelMSELoss"]
+__all__ = ["PixelL1Loss", "PixelL2Loss", "PixelMSELoss"]
 
 
 @register_loss("l1")
@@ -37,3 +37,9 @@ class PixelMSELoss(CloudRemovalLoss):
         d = x.pred - x.target
         loss = x.mean(d * d)
         return loss, {"mse": loss}
+
+
+@register_loss("l2")
+class PixelL2Loss(PixelMSELoss):
+    """UnCRtainTS's name (``--loss l2``, ``nn.MSELoss``) for :class:`PixelMSELoss`: the same
+    loss, registered under the official name so its configurations read as they are."""
