@@ -49,6 +49,9 @@ SMALL_KWARGS: dict[str, dict] = {
     "standin_*": dict(width=4),
     "uncrtaints*": dict(width=16, num_heads=4, d_model=32, decoder_blocks=2),
     "utae_cr": dict(encoder_widths=[8, 8, 16], decoder_widths=[8, 8, 16], n_head=4, d_model=16),
+    "mmcanet*": dict(
+        widths=(8, 8, 16, 16), depths=(1, 1, 1, 1), nset=4, aspp_width=8, decoder_depth=1
+    ),
 }
 
 MODELS = list_models(include_standins=True)

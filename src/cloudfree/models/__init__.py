@@ -12,8 +12,10 @@ See ``docs/architecture.md`` for the contract.
 """
 
 from cloudfree.models import (  # noqa: F401  (registers the models)
+    blocks_000,
     dsen2cr,
     glf_cr,
+    mmcanet,
     standins,
     uncrtaints,
     utae,
