@@ -3,19 +3,66 @@
 ``RUN_DIR`` needs ``summary.json`` (``cloudfree evaluate --checkpoint RUN --data ROOT --out
 RUN_DIR`` writes it, and so does ``cloudfree demo``); ``per_image.csv``, ``panels/`` and
 ``scene.json`` are used when present (see :mod:`cloudfree.report.html`). ``--panels N`` first
-runs the evaluated model(s) on N test patches (:func:`cloudfree.evaluate.predict_samples`, here
-in the command-line layer) and has the report draw their predictions.
+runs the evaluated model(s) on N patches of the evaluated dataset and split (rebuilt from the
+summary: SEN12MS-CR, or a time series such as SEN12MS-CR-TS with its sampler;
+:func:`cloudfree.evaluate.predict_samples`, here in the command-line layer) and has the report
+draw their predictions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 __all__ = ["report"]
+
+
+def _evaluated_dataset(summary: Mapping[str, Any], root: Any) -> Any:
+    """The evaluated split, rebuilt from the summary with :func:`cloudfree.data.build_dataset`:
+    ``dataset_name`` and ``dataset_options`` as ``cloudfree evaluate`` recorded them (raw
+    samples, e.g. ``sampler`` of a time series: the same draws, which depend on the seed, the
+    epoch 0 and the index only) on ``root`` and the recorded ``split``. A summary without
+    ``dataset_name`` (written before it was recorded) is SEN12MS-CR with whole patches
+    (``crop="center"``, what evaluate always used); one without a split (or ``unknown``)
+    takes ``test``."""
+    from cloudfree.data import build_dataset
+
+    name = str(summary.get("dataset_name") or "sen12mscr")
+    recorded = summary.get("dataset_options")
+    options = dict(recorded) if isinstance(recorded, Mapping) else {}
+    if name == "sen12mscr":
+        options = {"crop": "center", **options}
+    split = str(summary.get("split") or "test")
+    return build_dataset(name, root, split="test" if split == "unknown" else split, **options)
+
+
+def _panel_covers(
+    dataset: Any, rows: Sequence[Mapping[str, str]], n: int
+) -> tuple[list[float], list[str] | None]:
+    """Cloud cover of the ``n`` evaluated samples (the first ``n`` of ``dataset``: evaluate
+    runs the first ``limit`` of the split, in order), to pick the panels from low to high
+    cover, and the ids the covers belong to where they come from the run directory (the
+    caller checks that the drawn samples have them).
+
+    Decision, cheapest first: a dataset with ``cloud_covers()`` (SEN12MS-CR: its cached cover
+    index) gives them; else ``per_image.csv``'s ``cloud_cover`` column, written by the
+    evaluation from each sample's ``cloud_cover`` in dataset order, so row ``i`` is sample
+    ``i`` (used when it has exactly ``n`` rows that all parse; a time series then needs no
+    read beyond the panels' samples); else each sample's ``cloud_cover`` is read, which reads
+    every series (slow on a large split, but needs nothing from the run directory).
+    """
+    if callable(getattr(dataset, "cloud_covers", None)):
+        return [float(c) for c in dataset.cloud_covers(progress=False)[:n]], None
+    if len(rows) == n:
+        try:
+            covers = [float(r["cloud_cover"]) for r in rows]
+            return covers, [str(r["id"]) for r in rows]
+        except (KeyError, TypeError, ValueError):
+            pass  # not the table of this evaluation: read the samples
+    return [float(dataset[i]["cloud_cover"]) for i in range(n)], None
 
 
 def _render_panels(
@@ -25,16 +72,23 @@ def _render_panels(
     *,
     checkpoint: Path | None,
     data_root: Path | None,
+    rows: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """Panels of ``n`` patches of the evaluated split, from low to high cloud cover, in
     ``run_dir/panels``: the models run here (:func:`cloudfree.evaluate.predict_samples`), the
     report only draws their predictions.
 
     The models default to those the summary of ``cloudfree evaluate --checkpoint`` records
-    (``checkpoints``, else ``checkpoint``), the data to ``dataset.root`` and ``split``; the
-    split is read once as raw samples and normalised for each model.
+    (``checkpoints``, else ``checkpoint``), the data to ``dataset.root``; the dataset is the
+    evaluated one (:func:`_evaluated_dataset`: SEN12MS-CR, SEN12MS-CR-TS, AllClear ... with
+    the recorded options), read once as raw samples and normalised for each model; the
+    candidates are the evaluated samples (the first ``n_images``), their covers from
+    :func:`_panel_covers` (``rows``: ``per_image.csv``).
+
+    Raises:
+        ConfigError: no model or no data named, or ``per_image.csv`` whose ids are not
+            those of the rebuilt samples (other data than the evaluated).
     """
-    from cloudfree.data import SEN12MSCR
     from cloudfree.errors import ConfigError
     from cloudfree.evaluate import load_model_for_evaluation, predict_samples
     from cloudfree.report import model_label, select_by_cover
@@ -64,16 +118,24 @@ def _render_panels(
             name = str(model.cloudfree_config["name"])  # type: ignore[index]
             key = name if name in names or len(names) != 1 else names[0]
         models[key] = model
-    split = str(summary.get("split", "test"))
-    dataset = SEN12MSCR(
-        root,
-        split=split if split in ("train", "val", "test", "all") else "test",  # type: ignore[arg-type]
-        crop="center",
-    )
-    indices = select_by_cover(dataset.cloud_covers(progress=False), n)
+    dataset = _evaluated_dataset(summary, root)
+    evaluated = summary.get("n_images")
+    n_samples = len(dataset)
+    if isinstance(evaluated, int) and not isinstance(evaluated, bool) and evaluated > 0:
+        n_samples = min(n_samples, evaluated)
+    covers, ids = _panel_covers(dataset, rows, n_samples)
+    indices = select_by_cover(covers, n)
     predicted = predict_samples(
         models, dataset, indices, metric_protocol=str(summary.get("protocol", "uncrtaints"))
     )
+    if ids is not None:
+        for index, sample in zip(indices, predicted.samples):
+            if sample["id"] != ids[index]:
+                raise ConfigError(
+                    f"sample {index} of the data at {root} is {sample['id']!r} but row {index} "
+                    f"of per_image.csv is {ids[index]!r}: not the evaluated data; pass --data "
+                    "with the evaluated root, or evaluate again"
+                )
     return render_sample_panels(
         predicted.samples,
         predicted.predictions,
@@ -147,7 +209,12 @@ def report(
     if panels:
         inputs = load_report_inputs(run_dir)
         manifest = _render_panels(
-            run_dir, inputs.summary, panels, checkpoint=checkpoint, data_root=data_root
+            run_dir,
+            inputs.summary,
+            panels,
+            checkpoint=checkpoint,
+            data_root=data_root,
+            rows=inputs.rows,
         )
         rendered = len(manifest["samples"])
         note = f" (the split has {rendered} samples)" if rendered < panels else ""

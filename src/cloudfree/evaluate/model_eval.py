@@ -63,6 +63,7 @@ Conventions (the summary repeats the essentials, so a report states how it was m
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -100,7 +101,7 @@ from cloudfree.metrics import (
     image_uncertainty_stats,
     uncertainty_summary,
 )
-from cloudfree.models.api import ModelBatch, run_model, spec_of
+from cloudfree.models.api import DATE_EPOCH, ModelBatch, run_model, spec_of
 from cloudfree.models.loading import LoadedModel, load_model, resolve_weights_dir
 from cloudfree.normalization import (
     denormalize_sar,
@@ -781,7 +782,12 @@ class SamplePredictions:
         samples: per sample ``id`` (str), ``cloud_cover`` (float), ``optical`` and ``target``
             (reflectance float32 ``[C, H, W]``, the reference normalisation undone),
             ``sar`` (dB float32 ``[2, H, W]``), ``cloud_mask``, ``shadow_mask`` (float
-            ``[H, W]``, 1 = labelled) and ``valid_mask`` (bool ``[H, W]``); when a model has a
+            ``[H, W]``, 1 = labelled) and ``valid_mask`` (bool ``[H, W]``); for a time series
+            ``optical`` / ``sar`` are its **last real input date** (what the temporal identity
+            baseline copies and a mono-temporal model sees), ``input_dates`` the reflectance
+            ``[C, H, W]`` of every real input date in series order (the last one is
+            ``optical``) and ``date_labels`` their calendar days (``YYYY-MM-DD``, the day of
+            ``DATE_EPOCH + dates``; None where the series has no date); when a model has a
             variance output, ``uncertainty``: model key -> its predicted standard deviation
             averaged over the bands, ``mean_c sqrt(var_c)`` in reflectance (float32
             ``[H, W]``, the variance scaled as in :func:`evaluate_models`), what
@@ -790,9 +796,9 @@ class SamplePredictions:
         band_names: the optical bands of every image.
         protocol: the reference normalisation (the first model's).
         metric_protocol, metrics_crop: how ``samples[i]["metrics"]`` were measured: per
-            key (``identity`` first, then the models) PSNR and MAE inside clouds (cloud and
-            valid pixels), on the metric protocol's centre crop when it has one (the crop of
-            the metrics table), None when that region has no pixel.
+            key (``identity`` first, then the models) PSNR and MAE inside clouds, on the
+            pixels and the crop of the metrics table (see :func:`predict_samples`), None when
+            that region has no pixel.
     """
 
     samples: list[dict[str, Any]]
@@ -807,28 +813,37 @@ def _as_float32(x: Any) -> np.ndarray:
     return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
 
 
+def _first_of(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """Sample 0 of a collated batch (tensors and lists indexed, anything else kept)."""
+    return {k: v[0] if isinstance(v, torch.Tensor | list | tuple) else v for k, v in batch.items()}
+
+
+def _day_label(days: Any) -> str | None:
+    """``YYYY-MM-DD`` of the calendar day ``days`` after :data:`cloudfree.models.DATE_EPOCH`
+    (fractions of a day rounded down); None for a non-finite or out-of-range value."""
+    value = float(days)
+    if not math.isfinite(value):
+        return None
+    try:
+        start = dt.datetime.combine(DATE_EPOCH, dt.time())
+        return (start + dt.timedelta(days=value)).date().isoformat()
+    except OverflowError:
+        return None
+
+
 def _inside_cloud_metrics(
-    images: Mapping[str, np.ndarray],
-    target: np.ndarray,
-    sample: Mapping[str, Any],
-    proto: MetricProtocol,
-) -> dict[str, dict[str, float] | None]:
-    """PSNR and MAE of each reflectance image inside the clouds of one sample (cloud and
-    valid pixels, centre crop of ``proto``); None where that region is empty."""
-    cloud = torch.from_numpy(np.asarray(sample["cloud_mask"]) > 0.5)[None, None]
-    valid = sample.get("valid_mask")
-    region = cloud if valid is None else cloud & torch.from_numpy(np.asarray(valid))[None, None]
+    image: np.ndarray, target: np.ndarray, region: torch.Tensor, proto: MetricProtocol
+) -> dict[str, float] | None:
+    """PSNR and MAE of one reflectance image ``[C, H, W]`` on ``region`` (``[1, 1, H, W]``
+    bool, the inside-clouds region of :func:`_region_masks`), both on the centre crop of
+    ``proto``; None where that region is empty."""
     region = center_crop(region, proto.center_crop)
+    if not bool(region.any()):
+        return None
+    p = center_crop(torch.from_numpy(image[None]), proto.center_crop)
     y = center_crop(torch.from_numpy(target[None]), proto.center_crop)
-    out: dict[str, dict[str, float] | None] = {}
-    for key, image in images.items():
-        if not bool(region.any()):
-            out[key] = None
-            continue
-        p = center_crop(torch.from_numpy(image[None]), proto.center_crop)
-        m = image_metrics(p, y, proto, region)
-        out[key] = {"psnr": float(m["psnr"][0]), "mae": float(m["mae"][0])}
-    return out
+    m = image_metrics(p, y, proto, region)
+    return {"psnr": float(m["psnr"][0]), "mae": float(m["mae"][0])}
 
 
 def predict_samples(
@@ -843,9 +858,25 @@ def predict_samples(
     return the samples and the predictions as reflectance arrays, with each sample's
     inside-cloud PSNR / MAE per model and for the identity (``metrics``).
 
-    The inputs are those of :func:`evaluate_models` (a raw dataset is normalised for each
-    model; a normalised one must match every model). Models are moved to ``device``, run in
-    eval mode without gradients, and their train/eval mode is restored.
+    The inputs are those of :func:`evaluate_models`, built by the same helpers: a raw
+    dataset is normalised for each model (a normalised one must match every model); on a
+    time-series dataset a temporal model gets the whole series with its ``dates`` and
+    ``time_mask`` (a one-sample batch of :func:`cloudfree.data.collate_time_series`, read by
+    :meth:`cloudfree.models.ModelBatch.from_sample`) and a mono-temporal model the series'
+    last real input date (:func:`cloudfree.data.single_date_sample`). Models are moved to
+    ``device``, run in eval mode without gradients, and their train/eval mode is restored.
+
+    The drawn sample is the series normalised like the **first** model's inputs (the
+    reference, as the baselines of :func:`evaluate_models`): its ``optical`` / ``sar`` are
+    the last real input date (the temporal identity baseline's image; for a mono-temporal
+    dataset the cloudy image); ``input_dates`` / ``date_labels`` hold every real input date
+    of a time series and its day (see :class:`SamplePredictions`).
+
+    The captions (``metrics``) are the metrics table's per-image values: each model's
+    prediction is measured against the target and on the ``inside_clouds`` region (cloud,
+    valid and, where the dataset has one, ``score_mask`` pixels) of **its own** inputs, the
+    identity on those of the reference inputs, exactly as :func:`evaluate_models` does (the
+    batch size aside, which can change the last digits).
 
     A model with a variance output also gives each sample's ``uncertainty`` map (see
     :class:`SamplePredictions`).
@@ -872,62 +903,80 @@ def predict_samples(
     dev = resolve_device(device)
     reference = groups[0]
     first = reference.members[0]
+    norm = reference.protocol
     samples: list[dict[str, Any]] = []
     predictions: dict[str, list[np.ndarray]] = {k: [] for k in nets}
     was_training = {k: m.training for k, m in nets.items()}
+
+    def inside_clouds(gb: Mapping[str, Any], protocol: str) -> tuple[np.ndarray, torch.Tensor]:
+        """Reflectance target ``[C, H, W]`` and inside-clouds region of one group's batch."""
+        target = gb["target"]
+        region = _region_masks(gb, tuple(target.shape))["inside_clouds"]
+        return to_reflectance(_as_float32(target[0]), protocol), region
+
     try:
         with torch.no_grad():
             for index in indices:
                 sample = dataset[int(index)]
-                ref: Mapping[str, Any] = sample
+                one: Any = [sample] if raw else _collate([sample])
                 stds: dict[str, np.ndarray] = {}
+                metrics: dict[str, dict[str, float] | None] = {}
+                scorings: list[tuple[np.ndarray, torch.Tensor]] = []
                 for group in groups:
-                    s = (
-                        normalize_sample(sample, group.protocol, group.bands, pb04_offset=pb04)
-                        if raw
-                        else sample
-                    )
-                    if group is reference:
-                        ref = s
+                    gb = _group_batch(one, group, raw, pb04)
+                    inputs = ModelBatch.from_sample(gb).to(dev)
+                    scoring = inside_clouds(gb, group.protocol)
+                    scorings.append(scoring)
                     for member in group.members:
                         member.model.to(dev).eval()
-                        out = run_model(
-                            member.model,
-                            optical=s["optical"][None].to(dev),
-                            sar=s["sar"][None].to(dev),
-                        )
-                        pred = _as_float32(out.pred.float()[0])
-                        predictions[member.key].append(to_reflectance(pred, group.protocol))
+                        out = run_model(member.model, inputs)
+                        pred = to_reflectance(_as_float32(out.pred.float()[0]), group.protocol)
+                        predictions[member.key].append(pred)
+                        metrics[member.key] = _inside_cloud_metrics(pred, *scoring, proto)
                         if out.variance is not None and _has_variance(member.model):
                             var = out.variance.float()[0].clamp_min(0)
                             std = var.sqrt().mean(dim=0) * math.sqrt(
                                 _variance_factor(group.protocol)
                             )
                             stds[member.key] = _as_float32(std)
-                norm = reference.protocol
-                samples.append(
-                    {
-                        "id": str(ref["id"]),
-                        "cloud_cover": float(ref["cloud_cover"]),
-                        "optical": to_reflectance(_as_float32(ref["optical"]), norm),
-                        "target": to_reflectance(_as_float32(ref["target"]), norm),
-                        "sar": np.asarray(denormalize_sar(_as_float32(ref["sar"]), norm)),
-                        "cloud_mask": _as_float32(ref["cloud_mask"])[0],
-                        "shadow_mask": _as_float32(ref["shadow_mask"])[0]
-                        if "shadow_mask" in ref
-                        else None,
-                        "valid_mask": np.asarray(ref["valid_mask"], dtype=bool)[0]
-                        if "valid_mask" in ref
-                        else None,
-                        **({"uncertainty": stds} if stds else {}),
-                    }
-                )
+                # what is drawn: the reference normalisation of the whole series
+                series = _first_of(_group_batch(one, reference, raw, pb04, series=True))
+                temporal = series["optical"].ndim == 4
+                ref = single_date_sample(series) if temporal else series
+                optical = to_reflectance(_as_float32(ref["optical"]), norm)
+                identity = _inside_cloud_metrics(optical, *scorings[0], proto)  # the reference's
+                entry: dict[str, Any] = {
+                    "id": str(ref["id"]),
+                    "cloud_cover": float(ref["cloud_cover"]),
+                    "optical": optical,
+                    "target": to_reflectance(_as_float32(ref["target"]), norm),
+                    "sar": np.asarray(denormalize_sar(_as_float32(ref["sar"]), norm)),
+                    "cloud_mask": _as_float32(ref["cloud_mask"])[0],
+                    "shadow_mask": _as_float32(ref["shadow_mask"])[0]
+                    if "shadow_mask" in ref
+                    else None,
+                    "valid_mask": np.asarray(ref["valid_mask"], dtype=bool)[0]
+                    if "valid_mask" in ref
+                    else None,
+                }
+                if temporal:
+                    t = int(series["optical"].shape[0])
+                    real = series.get("time_mask")
+                    keep = [i for i in range(t) if real is None or bool(real[i])]
+                    dates = series.get("dates")
+                    entry["input_dates"] = [
+                        to_reflectance(_as_float32(series["optical"][i]), norm) for i in keep
+                    ]
+                    entry["date_labels"] = [
+                        None if dates is None else _day_label(dates[i]) for i in keep
+                    ]
+                if stds:
+                    entry["uncertainty"] = stds
+                entry["metrics"] = {IDENTITY_NAME: identity, **{k: metrics[k] for k in nets}}
+                samples.append(entry)
     finally:
         for k, m in nets.items():
             m.train(was_training[k])
-    for i, sample in enumerate(samples):
-        images = {IDENTITY_NAME: sample["optical"], **{k: v[i] for k, v in predictions.items()}}
-        sample["metrics"] = _inside_cloud_metrics(images, sample["target"], sample, proto)
     band_names = first.band_names
     if band_names is None:  # a dataset without band names: positions only
         band_names = [f"band{i}" for i in range(samples[0]["optical"].shape[0])]

@@ -25,7 +25,8 @@ variance output, ``cloudfree evaluate``), an uncertainty section follows the cov
 the table of its calibration numbers (UCE / AUCE as UnCRtainTS computes them and in the clean
 form, RMS std against RMSE, rank correlation, discard-curve slope) and the calibration diagram
 with the discard curve (:func:`cloudfree.report.plots.uncertainty_figure`); the panels then
-show its uncertainty maps with their colour bar and range. Every image is embedded as a base64
+show its uncertainty maps with their colour bar and range. Panels of a time series begin with
+one small panel per input date, captioned with its date. Every image is embedded as a base64
 ``data:`` URI, so the file stands alone (no network resource, nothing beside it needed); the
 plots are also written as ``psnr_per_cover_bin.png`` (and ``uncertainty_calibration.png``)
 into the report's side folder.
@@ -126,6 +127,7 @@ table.panels th{font-size:.82em;font-weight:600;text-align:center;color:#374151}
 table.panels td{vertical-align:top;text-align:center;font-size:.78em;color:#4b5563}
 table.panels img{width:172px;height:auto;image-rendering:pixelated;display:block;
 border:1px solid #d1d5db}
+table.panels img.date{width:86px}
 td.rowhead{text-align:left!important;width:120px;font-size:.82em}
 .scene{display:flex;flex-wrap:wrap;gap:10px}.scene figure{margin:0}
 .scene img{width:410px;height:auto;border:1px solid #d1d5db;display:block}
@@ -411,6 +413,16 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
             key = str(c.get("key"))
             file = (s.get("images") or {}).get(key)
             uri = _data_uri(base / str(file)) if file else None
+            if c.get("kind") == "input_date":  # a time series' input date: small, dated
+                date = (s.get("input_dates") or {}).get(key)
+                img = (
+                    f'<img class="date" src="{uri}" alt="{html.escape(key)} '
+                    f'{html.escape(str(s.get("id")))}">'
+                    if uri
+                    else ""  # a shorter series
+                )
+                out.append(f"<td>{img}{html.escape(str(date)) if uri and date else ''}</td>")
+                continue
             img = (
                 f'<img src="{uri}" alt="{html.escape(key)} {html.escape(str(s.get("id")))}">'
                 if uri

@@ -17,6 +17,14 @@ Decisions:
   99th percentile of every map shown (:func:`uncertainty_range`, one scale for all patches and
   models so that they compare; larger values saturate). The range is stated in the manifest
   and drawn as a colour bar (:data:`UNCERTAINTY_COLOURBAR`).
+* **Time series** (samples with ``input_dates``, :func:`cloudfree.evaluate.predict_samples`
+  of a time-series dataset): one small panel per real input date comes first (columns
+  ``input_1`` ... ``input_T``, in the order the model sees the series, each captioned with its
+  date when known; a series with fewer dates than the longest leaves its last cells empty),
+  in the one RGB stretch, at half the width of the other panels on the page (their PNGs
+  enlarged to :data:`INPUT_DATE_SCALE` x the minimum side);
+  the cloudy column (and the SAR) is then the last real input date, the image the identity
+  baseline copies and a mono-temporal model restores.
 * **Small patches** are enlarged by an integer factor with nearest-neighbour sampling (crisp
   pixels) so that they are at least :data:`PANEL_MIN_SIDE` pixels wide.
 * **Which patches**: :func:`select_by_cover` takes evenly spaced ranks of the cloud-cover
@@ -45,6 +53,7 @@ from cloudfree.io.atomic import atomic_write_json
 from cloudfree.io.png import save_png
 
 __all__ = [
+    "INPUT_DATE_SCALE",
     "MASK_COLOURS",
     "PANELS_DIR",
     "PANELS_JSON",
@@ -77,6 +86,8 @@ MASK_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 #: Patches narrower than this are enlarged (integer factor, nearest neighbour).
 PANEL_MIN_SIDE = 192
+#: The input-date panels of a time series are this fraction of the other panels' size.
+INPUT_DATE_SCALE = 0.5
 #: Sub-directory of a report directory holding the sample panels, and its manifest.
 PANELS_DIR = "panels"
 PANELS_JSON = "panels.json"
@@ -260,7 +271,10 @@ def render_sample_panels(
             ``metrics`` (key -> ``{"psnr", "mae"}`` or None, the caption numbers; absent:
             no caption) and ``uncertainty`` (key of a model of ``predictions`` -> its
             predicted standard deviation ``[H, W]`` in reflectance, drawn as a column
-            ``<key>_std`` after the prediction; see the module docstring).
+            ``<key>_std`` after the prediction; see the module docstring); for a time series
+            ``input_dates`` (reflectance ``[C, H, W]`` of every real input date, in series
+            order) and optionally ``date_labels`` (one per input date, e.g. ``YYYY-MM-DD``,
+            or None), drawn as the first columns.
         predictions: report key -> one reflectance ``[C, H, W]`` array per sample, in the
             bands of ``band_names``.
         out_dir: directory for the PNGs and ``panels.json`` (created).
@@ -272,17 +286,21 @@ def render_sample_panels(
 
     Returns:
         The manifest written to ``out_dir/panels.json``: ``columns`` (``[{"key", "label"}]`` in
-        display order: cloudy, SAR, each model (followed by ``<key>_std`` when it has
-        uncertainty maps), target, mask), ``samples`` (``[{"id", "cloud_cover", "images":
-        {key: file name}, "metrics": {name: {"psnr", "mae"}}}]``, metrics inside clouds,
-        ``identity`` included; null where the patch has no cloud pixel; with uncertainty maps
-        also ``"uncertainty": {key: mean std of the patch}``) and notes on the rendering
-        (with uncertainty maps: ``uncertainty``, ``uncertainty_range`` ``[0, top]`` and
-        ``uncertainty_colourbar``, the colour bar's file).
+        display order: with time series first ``input_1`` ... ``input_T`` (these also carry
+        ``"kind": "input_date"``), then cloudy, SAR, each model (followed by ``<key>_std``
+        when it has uncertainty maps), target, mask), ``samples`` (``[{"id", "cloud_cover",
+        "images": {key: file name}, "metrics": {name: {"psnr", "mae"}}}]``, metrics inside
+        clouds, ``identity`` included; null where the patch has no cloud pixel; with
+        uncertainty maps also ``"uncertainty": {key: mean std of the patch}``; with time
+        series ``"input_dates": {input key: date label or null}``) and notes on the
+        rendering (with uncertainty maps: ``uncertainty``, ``uncertainty_range`` ``[0, top]``
+        and ``uncertainty_colourbar``, the colour bar's file; with time series
+        ``input_dates``).
 
     Raises:
-        ConfigError: no sample, no RGB bands, a prediction list of another length, or an
-            uncertainty map of a key without predictions or of another size.
+        ConfigError: no sample, no RGB bands, a prediction list of another length, an
+            uncertainty map of a key without predictions or of another size, or input dates
+            of another shape than the target or with another number of date labels.
     """
     out = Path(out_dir)
     labels = dict(labels or {})
@@ -307,9 +325,34 @@ def render_sample_panels(
                     f"{np.asarray(std).shape}, expected the patch's "
                     f"{np.asarray(s['target']).shape[1:]}"
                 )
+    n_dates = max(len(s.get("input_dates") or ()) for s in samples)
+    for s in samples:
+        stack = list(s.get("input_dates") or ())
+        shape = np.asarray(s["target"]).shape
+        for t, image in enumerate(stack):
+            if np.asarray(image).shape != shape:
+                raise ConfigError(
+                    f"input date {t + 1} of sample {s['id']!r} has shape "
+                    f"{np.asarray(image).shape}, expected the target's {shape}"
+                )
+        if s.get("date_labels") is not None and len(s["date_labels"]) != len(stack):
+            raise ConfigError(
+                f"sample {s['id']!r} has {len(s['date_labels'])} date label(s) for {len(stack)} "
+                "input date(s)"
+            )
     out.mkdir(parents=True, exist_ok=True)
-    columns = [{"key": "cloudy", "label": labels.get("cloudy", "Cloudy input")}]
-    columns.append({"key": "sar", "label": labels.get("sar", "SAR (VV, VH)")})
+    columns: list[dict[str, str]] = [
+        {
+            "key": f"input_{t}",
+            "label": labels.get(f"input_{t}", f"Input date {t}"),
+            "kind": "input_date",
+        }
+        for t in range(1, n_dates + 1)
+    ]
+    cloudy_label = "Cloudy input (last date)" if n_dates else "Cloudy input"
+    columns.append({"key": "cloudy", "label": labels.get("cloudy", cloudy_label)})
+    sar_label = "SAR (VV, VH), last date" if n_dates else "SAR (VV, VH)"
+    columns.append({"key": "sar", "label": labels.get("sar", sar_label)})
     for k in predictions:
         columns.append({"key": k, "label": labels.get(k, k)})
         if k in with_std:
@@ -344,14 +387,26 @@ def render_sample_panels(
         stds = dict(s.get("uncertainty") or {})
         for key, std in stds.items():
             images[f"{key}_std"] = uncertainty_image(np.asarray(std), std_top)
+        stack = list(s.get("input_dates") or ())
+        date_labels = list(s.get("date_labels") or [None] * len(stack))
+        for t, image in enumerate(stack, start=1):
+            images[f"input_{t}"] = rgb_image(np.asarray(image), band_names, rgb_stretch)
         files: dict[str, str] = {}
         for col in columns:
-            if col["key"] not in images:  # a model without a map for this sample
+            if col["key"] not in images:  # a model without a map, a shorter series
                 continue
             name = f"{sid}_{col['key']}.png"
-            save_png(enlarge(images[col["key"]], min_side), out / name)
+            side = min_side
+            if col.get("kind") == "input_date":
+                side = max(1, round(min_side * INPUT_DATE_SCALE))
+            save_png(enlarge(images[col["key"]], side), out / name)
             files[col["key"]] = name
         entry: dict[str, Any] = {"id": sid, "cloud_cover": float(s["cloud_cover"]), "images": files}
+        if stack:
+            entry["input_dates"] = {
+                f"input_{t}": None if d is None else str(d)
+                for t, d in enumerate(date_labels, start=1)
+            }
         if "metrics" in s:
             entry["metrics"] = dict(s["metrics"])
         if stds:
@@ -376,6 +431,12 @@ def render_sample_panels(
         "sar": "red VV, green and blue VH (dB), 1-99 % stretch over all the patches shown",
         "mask": "white cloud, blue cloud shadow, grey clear (the dataset's cloud detector)",
     }
+    if n_dates:
+        manifest["input_dates"] = (
+            "every real input date of the series in the order the model sees it (the last "
+            "one is the cloudy input), in the same RGB stretch, at half the size of the "
+            "other panels"
+        )
     if std_range is not None:
         save_png(colour_bar(), out / UNCERTAINTY_COLOURBAR)
         manifest["uncertainty"] = (
