@@ -390,6 +390,12 @@ def _uncertainty_section(summary: Mapping[str, Any], plot_png: bytes | None) -> 
     return "".join(out)
 
 
+def _split_title(summary: Mapping[str, Any]) -> str:
+    """``Test`` / ``Validation`` / ``Training`` / ``All`` for the summary's split."""
+    split = str(summary.get("split", "test"))
+    return {"val": "Validation", "train": "Training", "all": "All"}.get(split, "Test")
+
+
 def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[str, Any]) -> str:
     base = run_dir / PANELS_DIR
     columns = list(panels.get("columns") or [])
@@ -397,7 +403,7 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
     if not columns or not samples:
         return ""
     out = [
-        "<h2>Test patches, from low to high cloud cover</h2>",
+        f"<h2>{html.escape(_split_title(summary))} patches, from low to high cloud cover</h2>",
         '<table class="panels"><tr><th></th>',
     ]
     out += [f"<th>{html.escape(str(c.get('label', c.get('key'))))}</th>" for c in columns]
