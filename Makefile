@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint clean setup
+.PHONY: demo test test-slow test-claims lint clean setup
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: $(STAMP)
 # the slow tests (e.g. the learning check), kept out of `make test`; CI runs both
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || test $$? -eq 5  # 5: no slow test collected
+
+# the papers' claims measured on the simulator (long: not part of CI); numbers are printed
+test-claims: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m claims || test $$? -eq 5  # 5: no claims test collected
 
 demo: $(STAMP)
 	$(BIN)/cloudfree --help
