@@ -52,6 +52,12 @@ SMALL_KWARGS: dict[str, dict] = {
     "mmcanet*": dict(
         widths=(8, 8, 16, 16), depths=(1, 1, 1, 1), nset=4, aspp_width=8, decoder_depth=1
     ),
+    "mpir*": dict(
+        mmcanet_kwargs=dict(
+            widths=(8, 8, 16, 16), depths=(1, 1, 1, 1), nset=4, aspp_width=8, decoder_depth=1
+        ),
+        orsnet_cabs=2,
+    ),
 }
 
 MODELS = list_models(include_standins=True)

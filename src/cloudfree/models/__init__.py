@@ -16,6 +16,7 @@ from cloudfree.models import (  # noqa: F401  (registers the models)
     dsen2cr,
     glf_cr,
     mmcanet,
+    mpir,
     standins,
     uncrtaints,
     utae,

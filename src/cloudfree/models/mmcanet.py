@@ -47,6 +47,12 @@ whose shape walk-through this follows). Shapes at 128 x 128 with the defaults:
   ``aspp=False`` feeds F_high to the decoder directly (through the same 1x1 width change).
 * **Any H and W**: inputs are padded at the bottom and right to a multiple of 8 (reflect) and
   the output cropped back.
+* **Stem link** (for MPIR, :mod:`cloudfree.models.mpir`; off by default): with
+  ``link_channels`` > 0 every stream's stem output is merged with a feature map ``link``
+  ``[B, link_channels, H, W]`` passed to :meth:`MMCANet.features` (:class:`StemLink`:
+  ``link_mode="concat"`` concatenates and applies a 1x1 conv back to the stem width, ``"add"``
+  adds the link through a 1x1 conv). With the default ``link_channels=0`` no module is
+  created and MMCANet is unchanged (same weights from a seed, same keys, same outputs).
 
 RGB (B04, B03, B02) optical and VV/VH SAR by default (paper 000 works on RGB at 128 x 128, with
 the ``glf_cr`` scaling: SPEC section 1). Parameters: 16,702,755 (MMCANet), 16,790,307
@@ -71,11 +77,12 @@ from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelSpec, Output
 from cloudfree.models.layers.kbnet import MFF, LayerNorm2d
 from cloudfree.models.layers.padding import pad_bottom_right, padding_to_multiple
 
-__all__ = ["ASPP", "MMCANet", "CrossModalAttention", "MFFBlock", "attention_width"]
+__all__ = ["ASPP", "MMCANet", "CrossModalAttention", "MFFBlock", "StemLink", "attention_width"]
 
 FUSIONS = ("dual", "concat", "optical")
 FUSE_NORMS = ("renormalize", "none")
 ASPP_MODES = ("paper", "deeplab")
+LINK_MODES = ("concat", "add")
 
 
 def attention_width(dim: int) -> int:
@@ -103,9 +110,33 @@ class MFFBlock(nn.Module):
         return x + self.mff(self.norm(x))
 
 
+class StemLink(nn.Module):
+    """Merges a feature map ``link [B, link_channels, H, W]`` into a stem output
+    ``x [B, width, H, W]`` (MPIR's link between stages; module docstring).
+
+    ``mode="concat"``: ``conv1x1(concat(x, link))`` back to ``width`` (MPIR1's "merged with
+    the ones stemming from the new input post-convolution", Fig. 3's concatenation);
+    ``mode="add"``: ``x + conv1x1(link)`` (MPIR3 / MPIR4's skip connection). Both 1x1 convs
+    have a bias (**Decision**).
+    """
+
+    def __init__(self, width: int, link_channels: int, mode: str = "concat") -> None:
+        super().__init__()
+        if mode not in LINK_MODES:
+            raise ConfigError(f"link_mode must be one of {LINK_MODES}, got {mode!r}")
+        self.mode = mode
+        cin = width + link_channels if mode == "concat" else link_channels
+        self.conv = nn.Conv2d(cin, width, 1)
+
+    def forward(self, x: Tensor, link: Tensor) -> Tensor:
+        if self.mode == "concat":
+            return self.conv(torch.cat([x, link], dim=1))
+        return x + self.conv(link)
+
+
 class _Stream(nn.Module):
-    """Stem conv, then stages of MFF blocks with a stride-2 conv between them; returns every
-    stage's output."""
+    """Stem conv (merged with a link feature map when ``link_channels`` > 0), then stages of
+    MFF blocks with a stride-2 conv between them; returns every stage's output."""
 
     def __init__(
         self,
@@ -113,9 +144,14 @@ class _Stream(nn.Module):
         widths: Sequence[int],
         depths: Sequence[int],
         block: dict[str, Any],
+        link_channels: int = 0,
+        link_mode: str = "concat",
     ) -> None:
         super().__init__()
         self.stem = nn.Conv2d(cin, widths[0], 3, padding=1)
+        # created only when asked, before the stages: without a link the modules, their
+        # initialisation from a seed and the state dict are those of plain MMCANet
+        self.link = StemLink(widths[0], link_channels, link_mode) if link_channels else None
         self.stages = nn.ModuleList(
             nn.Sequential(*(MFFBlock(w, **block) for _ in range(d)))
             for w, d in zip(widths, depths, strict=True)
@@ -124,8 +160,16 @@ class _Stream(nn.Module):
             nn.Conv2d(widths[i], widths[i + 1], 2, stride=2) for i in range(len(widths) - 1)
         )
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, link: Tensor | None = None) -> list[Tensor]:
         x = self.stem(x)
+        if (link is None) != (self.link is None):
+            raise ConfigError(
+                "MMCANet: a link feature map is needed exactly when the network is built with "
+                f"link_channels > 0 (built with a link: {self.link is not None}, got a link: "
+                f"{link is not None})"
+            )
+        if self.link is not None:
+            x = self.link(x, link)  # type: ignore[arg-type]
         outs = []
         for i, stage in enumerate(self.stages):
             if i:
@@ -266,6 +310,9 @@ class MMCANet(CloudRemovalModel):
         aspp, aspp_width, aspp_rates, aspp_mode: see :class:`ASPP` (``aspp=False``: none).
         decoder_depth: MFF blocks per decoder level (2).
         global_residual: add the optical input to the output (True).
+        link_channels, link_mode: channels of the feature map merged into every stream's stem
+            and how (:class:`StemLink`; MPIR's stages). 0 (the default): no link; with a
+            link the network is called through :meth:`features` (``forward`` refuses).
     """
 
     def __init__(
@@ -292,6 +339,8 @@ class MMCANet(CloudRemovalModel):
         aspp_mode: str = "paper",
         decoder_depth: int = 2,
         global_residual: bool = True,
+        link_channels: int = 0,
+        link_mode: str = "concat",
     ) -> None:
         super().__init__()
         widths, depths = list(widths), list(depths)
@@ -311,6 +360,9 @@ class MMCANet(CloudRemovalModel):
         if dw_kernel % 2 == 0 or dw_kernel < 1:
             raise ConfigError(f"dw_kernel must be odd, got {dw_kernel!r}")
         self.check_int("low_stage", low_stage, 0)
+        self.link_channels = self.check_int("link_channels", link_channels, 0)
+        if link_mode not in LINK_MODES:
+            raise ConfigError(f"link_mode must be one of {LINK_MODES}, got {link_mode!r}")
         if low_stage >= len(widths) - 1:
             raise ConfigError(f"low_stage must be below the last stage {len(widths) - 1}")
         self.in_optical = self.check_int("in_optical", in_optical, 1)
@@ -320,17 +372,18 @@ class MMCANet(CloudRemovalModel):
         self.fusion, self.low_stage, self.global_residual = fusion, low_stage, global_residual
         self.multiple = 2 ** (len(widths) - 1)
         block = {"ffn": ffn, "nset": nset, "gc": gc, "dw_kernel": dw_kernel}
+        link = (link_channels, link_mode)
         if fusion == "dual":
             self.optical_stream = _Stream(
-                in_optical, widths, depths, {**block, "kba_kernel": kba_kernels[0]}
+                in_optical, widths, depths, {**block, "kba_kernel": kba_kernels[0]}, *link
             )
             self.sar_stream = _Stream(
-                in_sar, widths, depths, {**block, "kba_kernel": kba_kernels[1]}
+                in_sar, widths, depths, {**block, "kba_kernel": kba_kernels[1]}, *link
             )
         else:
             cin = in_optical + (in_sar if fusion == "concat" else 0)
             self.optical_stream = _Stream(
-                cin, widths, depths, {**block, "kba_kernel": kba_kernels[0]}
+                cin, widths, depths, {**block, "kba_kernel": kba_kernels[0]}, *link
             )
             self.sar_stream = None
         streams = 2 if fusion == "dual" else 1
@@ -362,16 +415,18 @@ class MMCANet(CloudRemovalModel):
         )
         self.out_conv = nn.Conv2d(widths[0], in_optical, 3, padding=1)
 
-    def features(self, optical: Tensor, sar: Tensor | None) -> Tensor:
-        """The decoder's last feature map (before the output conv) of padded inputs whose size
-        is a multiple of ``self.multiple`` (what MPIR's stages pass on)."""
+    def features(self, optical: Tensor, sar: Tensor | None, link: Tensor | None = None) -> Tensor:
+        """The decoder's last feature map ``[B, widths[0], H, W]`` (before the output conv) of
+        padded inputs whose size is a multiple of ``self.multiple`` (what MPIR's stages pass
+        on). ``link`` ``[B, link_channels, H, W]`` is merged into every stream's stem; it is
+        required exactly when the network is built with ``link_channels`` > 0."""
         if self.fusion == "dual":
             assert sar is not None and self.sar_stream is not None
-            opt_f, sar_f = self.optical_stream(optical), self.sar_stream(sar)
+            opt_f, sar_f = self.optical_stream(optical, link), self.sar_stream(sar, link)
             low, high = self._fuse(opt_f, sar_f, self.low_stage), self._fuse(opt_f, sar_f, -1)
         else:
             x = optical if self.fusion == "optical" else torch.cat([optical, sar], dim=1)  # type: ignore[list-item]
-            feats = self.optical_stream(x)
+            feats = self.optical_stream(x, link)
             low, high = feats[self.low_stage], feats[-1]
         if self.aspp is not None:
             high = self.aspp(high)
@@ -391,6 +446,11 @@ class MMCANet(CloudRemovalModel):
         return torch.cat(parts, dim=1)
 
     def forward(self, optical: Tensor, sar: Tensor | None = None) -> Tensor:
+        if self.link_channels:
+            raise ConfigError(
+                f"MMCANet: built with link_channels={self.link_channels} (an MPIR stage), it "
+                "takes a link feature map: call features(optical, sar, link)"
+            )
         self.check_image("optical", optical, self.in_optical)
         if self.fusion != "optical":
             if sar is None:
