@@ -3,6 +3,9 @@
 ``cloudfree data synth OUTDIR`` writes a deterministic synthetic SEN12MS-CR-style dataset
 (see :func:`cloudfree.synth.write_sen12mscr_synthetic`); with ``--temporal`` SEN12MS-CR-TS-style
 time series (:func:`cloudfree.synth.temporal_writers.write_sen12mscr_ts_synthetic`).
+``--season-domains`` renders each patch in its ROI's season (:mod:`cloudfree.synth.domains`) and
+``--season-patches spring=60,winter=0:0:10`` chooses the patches per season and split (instead of
+``--patches``); both are for triplets only.
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ def _even_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
     "--patches",
     "-n",
     type=click.IntRange(min=3),
-    default=30,
-    show_default=True,
-    help="Number of triplets (at least 3: one each for train, val and test).",
+    default=None,
+    help="Number of triplets (at least 3: one each for train, val and test; default 30).",
 )
 @click.option(
     "--size",
@@ -81,6 +83,20 @@ def _even_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
     help="--temporal: expected number of surface changes per date.",
 )
 @click.option(
+    "--season-domains",
+    is_flag=True,
+    help="Render each patch in its ROI's season (vegetation state, soil moisture, sun, cloud "
+    "statistics); spring stays as without the flag.",
+)
+@click.option(
+    "--season-patches",
+    metavar="SPEC",
+    default=None,
+    help="Patches per season and split instead of --patches: comma-separated SEASON=N "
+    "(about 70/15/15 % train/val/test) or SEASON=TRAIN:VAL:TEST, e.g. "
+    "spring=60,summer=0:0:10,fall=0:0:10,winter=0:0:10.",
+)
+@click.option(
     "--force",
     "--overwrite",
     "force",
@@ -96,6 +112,8 @@ def synth(
     temporal: bool,
     dates: int,
     change_rate: float,
+    season_domains: bool,
+    season_patches: str | None,
     force: bool,
 ) -> None:
     """Write a synthetic SEN12MS-CR-style dataset (S1, S2, S2-cloudy triplets, or time
@@ -104,6 +122,7 @@ def synth(
 
     from cloudfree.errors import ConfigError
     from cloudfree.synth import write_sen12mscr_synthetic
+    from cloudfree.synth.writers import parse_season_patches
 
     temporal_layouts = ("sen12mscr_ts", "allclear")
     if layout is None:
@@ -115,15 +134,27 @@ def synth(
         )
     if not temporal and layout in temporal_layouts:
         raise ConfigError(f"--layout {layout} writes time series: add --temporal")
+    if temporal and (season_domains or season_patches is not None):
+        raise ConfigError(
+            "--season-domains and --season-patches apply to triplets, not to --temporal time "
+            "series (they have their own phenology)"
+        )
+    if season_patches is not None and patches is not None:
+        raise ConfigError("give --patches or --season-patches, not both")
+    per_season = parse_season_patches(season_patches) if season_patches is not None else None
+    if per_season is not None:
+        total = sum(sum(c) for c in per_season.values())
+    else:
+        total = patches = 30 if patches is None else patches
     bars: list[Any] = []  # the bar appears with the first patch, after argument checks
 
     def tick(_record: dict[str, Any]) -> None:
         if not bars:
-            bars.append(tqdm(total=patches, desc="synth", unit="patch", leave=False))
+            bars.append(tqdm(total=total, desc="synth", unit="patch", leave=False))
         bars[0].update(1)
 
     if temporal:
-        _synth_temporal(outdir, layout, patches, size, seed, dates, change_rate, force, tick, bars)
+        _synth_temporal(outdir, layout, total, size, seed, dates, change_rate, force, tick, bars)
         return
     try:
         records = write_sen12mscr_synthetic(
@@ -134,6 +165,8 @@ def synth(
             layout=layout,
             exist_ok=force,
             on_sample=tick,
+            season_domains=season_domains,
+            season_patches=per_season,
         )
     finally:
         for bar in bars:
@@ -146,7 +179,25 @@ def synth(
         rois = len({r["roi"] for r in rs})
         cover = 100.0 * sum(r["cloud_cover"] for r in rs) / max(len(rs), 1)
         click.echo(f"{split}: {len(rs)} patches from {rois} ROIs, mean cloud cover {cover:.0f} %")
+    if season_domains or per_season is not None:
+        _echo_seasons(records, season_domains)
     click.echo(f"wrote {len(records)} triplets of {size}x{size} px (layout: {layout}) to {outdir}")
+
+
+def _echo_seasons(records: list[dict[str, Any]], season_domains: bool) -> None:
+    """One line per season: patches per split and mean cover (rendered domain or not)."""
+    by_season: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_season[r["season"]].append(r)
+    for season, rs in by_season.items():
+        splits = ", ".join(
+            f"{split} {n}"
+            for split in ("train", "val", "test")
+            if (n := sum(r["split"] == split for r in rs))
+        )
+        cover = 100.0 * sum(r["cloud_cover"] for r in rs) / len(rs)
+        how = "season domain" if season_domains else "rendered as spring"
+        click.echo(f"{season}: {splits} ({how}), mean cloud cover {cover:.0f} %")
 
 
 def _synth_temporal(

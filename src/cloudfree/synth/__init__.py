@@ -6,7 +6,9 @@ ground hidden under clouds. See ``docs/synthetic_data.md`` for the model and its
 
 * :func:`generate_scene` -> :class:`SyntheticScene` (arrays in memory),
 * :func:`write_sen12mscr_synthetic` (official and flat SEN12MS-CR layouts + manifest),
-* :func:`write_scene_pair` (one scene of any size as GeoTIFFs on one grid).
+* :func:`write_scene_pair` (one scene of any size as GeoTIFFs on one grid),
+* season domains (:mod:`cloudfree.synth.domains`): ``generate_scene(..., domain="winter")`` and
+  ``write_sen12mscr_synthetic(..., season_domains=True, season_patches=...)``.
 """
 
 from cloudfree.synth.clouds import (
@@ -14,6 +16,7 @@ from cloudfree.synth.clouds import (
     THICK_CLOUD_THICKNESS,
     VISIBLE_THICKNESS,
 )
+from cloudfree.synth.domains import SEASON_DOMAINS, SEASONS, SeasonDomain, resolve_season
 from cloudfree.synth.geo import roi_georeference
 from cloudfree.synth.landcover import FIELD_CLASSES, LANDCOVER_CLASSES, LandCover
 from cloudfree.synth.optical import CLASS_TOA_DN, PATH_DN
@@ -29,6 +32,7 @@ from cloudfree.synth.writers import (
     ScenePairPaths,
     flat_filename,
     official_paths,
+    plan_season_samples,
     plan_sen12mscr_samples,
     write_scene_pair,
     write_sen12mscr_synthetic,
@@ -45,17 +49,22 @@ __all__ = [
     "LAYOUTS",
     "MANIFEST_NAME",
     "PATH_DN",
+    "SEASONS",
+    "SEASON_DOMAINS",
     "SPLIT_CODES",
     "THICK_CLOUD_THICKNESS",
     "VISIBLE_THICKNESS",
     "LandCover",
     "SamplePlan",
     "ScenePairPaths",
+    "SeasonDomain",
     "SyntheticScene",
     "flat_filename",
     "generate_scene",
     "official_paths",
+    "plan_season_samples",
     "plan_sen12mscr_samples",
+    "resolve_season",
     "roi_georeference",
     "write_scene_pair",
     "write_sen12mscr_synthetic",

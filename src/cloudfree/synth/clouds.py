@@ -28,6 +28,7 @@ and cirrus; ``g(t) = 0.82 + 0.18 t`` brightens thick cores.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,12 +177,21 @@ class CloudLayer:
         return (self.shadow >= SHADOW_MASK_STRENGTH) & ~self.cloud_mask
 
 
-def choose_cloud_type(cover: float, rng: np.random.Generator) -> str:
-    """Draw a cloud type suited to ``cover`` (one draw from ``rng``)."""
+def choose_cloud_type(
+    cover: float, rng: np.random.Generator, weights: Mapping[str, float] | None = None
+) -> str:
+    """Draw a cloud type suited to ``cover`` (one draw from ``rng``).
+
+    ``weights`` (a season's type mix, :mod:`cloudfree.synth.domains`) multiply the probabilities
+    of the cover bin before they are renormalised (missing types: 1); the draw consumes the same
+    single uniform number with or without them, so later draws stay aligned.
+    """
     for upper, probs in _TYPE_PROBABILITIES:
         if cover < upper:
             names = list(probs)
             p = np.array([probs[k] for k in names])
+            if weights is not None:
+                p = p * np.array([float(weights.get(k, 1.0)) for k in names])
             return names[int(rng.choice(len(names), p=p / p.sum()))]
     return "overcast"  # pragma: no cover - the last bin catches everything
 
@@ -208,6 +218,8 @@ def generate_clouds(
     rng: np.random.Generator,
     *,
     cloud_type: str | None = None,
+    type_weights: Mapping[str, float] | None = None,
+    shadow_scale: float = 1.0,
 ) -> CloudLayer:
     """Draw clouds covering ``cover`` (0..1) of a ``height x width`` scene.
 
@@ -216,11 +228,18 @@ def generate_clouds(
         cover: fraction of pixels with thickness >= :data:`VISIBLE_THICKNESS`.
         rng: random generator.
         cloud_type: force a type of :data:`CLOUD_TYPES` instead of drawing one from the cover.
+        type_weights: weights on the cover-dependent type probabilities
+            (:func:`choose_cloud_type`); ignored with ``cloud_type``.
+        shadow_scale: factor (> 0) on the type's cloud-to-shadow displacement range (sun
+            elevation: a low sun casts longer shadows). The defaults give the draws and arrays of
+            the reference (spring) simulator.
     """
     h, w = int(height), int(width)
     if not 0.0 <= cover <= 1.0:
         raise ConfigError(f"cloud cover must be in [0, 1], got {cover}")
-    drawn = choose_cloud_type(cover, rng)
+    if not (isinstance(shadow_scale, int | float) and shadow_scale > 0):
+        raise ConfigError(f"shadow_scale must be a number > 0, got {shadow_scale!r}")
+    drawn = choose_cloud_type(cover, rng, type_weights)
     name = drawn if cloud_type is None else cloud_type
     if name not in CLOUD_TYPES:
         raise ConfigError(f"unknown cloud type {name!r}; choose from {sorted(CLOUD_TYPES)}")
@@ -233,6 +252,8 @@ def generate_clouds(
 
     angle = rng.uniform(0.0, 2.0 * np.pi)
     dist = rng.uniform(*ctype.offset)
+    if shadow_scale != 1.0:
+        dist *= float(shadow_scale)
     dy, dx = int(round(dist * np.sin(angle))), int(round(dist * np.cos(angle)))
     ph, pw = h + abs(dy), w + abs(dx)
     scale = rng.uniform(*ctype.scale)

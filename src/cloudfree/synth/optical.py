@@ -16,7 +16,8 @@ reference path :data:`PATH_DN`), modulated by
 then blurred per band resolution group (10 / 20 / 60 m bands: Gaussian sigma 0.5 / 1 / 2.5 px,
 like the resampled 20 and 60 m bands of SEN12MS-CR). Per scene, the aerosol load (path scale),
 the water-vapour absorption in B09 and the cirrus-band level vary, and the illumination scales
-the surface term.
+the surface term. A season domain (:mod:`cloudfree.synth.domains`) adds deterministic factors on
+the class spectra (``surface_gain``) and on the path (``path_gain``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from cloudfree.bands import S2_L1C
+from cloudfree.errors import ConfigError
 from cloudfree.synth.landcover import LandCover, LandCoverLayout
 
 __all__ = [
@@ -110,12 +112,22 @@ def to_dn(toa: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def _check_gain(name: str, gain: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    g = np.asarray(gain, dtype=np.float32)
+    if g.shape != shape or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ConfigError(f"{name} must be positive finite factors of shape {shape}")
+    return g
+
+
 def render_optical(
     layout: LandCoverLayout,
     brightness: np.ndarray,
     state: np.ndarray,
     fine: np.ndarray,
     rng: np.random.Generator,
+    *,
+    surface_gain: np.ndarray | None = None,
+    path_gain: np.ndarray | None = None,
 ) -> OpticalGround:
     """Render the clear-sky L1C scene of ``layout``.
 
@@ -126,6 +138,11 @@ def render_optical(
             with the SAR renderer.
         fine: float32 ``[H, W]`` smooth-ish fine texture (unit variance), for forest canopies.
         rng: random generator for the per-scene atmosphere and the pixel noise.
+        surface_gain: ``[classes, 13]`` factors on the class surface spectra, applied before
+            the brightness / state modulation and the blur (a season's transmission, shading
+            and vegetation tint, :mod:`cloudfree.synth.domains`); None: no change.
+        path_gain: ``[13]`` factors on the per-scene path term (a season's path radiance and
+            water vapour); None: no change. Neither consumes random numbers.
     """
     cls = layout.classes
     h, w = cls.shape
@@ -139,8 +156,12 @@ def render_optical(
     path[9] *= b09_transmission
     path[10] *= cirrus_level
     path[11:] *= aerosol
+    if path_gain is not None:
+        path *= _check_gain("path_gain", path_gain, (_NB,))
 
     ref_surface = np.maximum(CLASS_TOA_DN - PATH_DN[None, :], 1.0)  # [classes, bands]
+    if surface_gain is not None:
+        ref_surface = ref_surface * _check_gain("surface_gain", surface_gain, CLASS_TOA_DN.shape)
     sigma_b = _BRIGHTNESS_SIGMA[cls]
     factor_common = 1.0 + sigma_b * brightness
     forest = cls == LandCover.FOREST

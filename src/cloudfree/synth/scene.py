@@ -13,6 +13,13 @@ The cloudy image shows the same ground as the target. With ``radiometric_jitter=
 its ground also gets a small per-band gain (+-1.5 %), a path (aerosol) change (+-5 %) and
 independent sensor noise (std 3 DN + 0.4 %), so the identity map is not perfect outside clouds;
 with ``False`` the cloudy image equals ``clear_dn`` exactly wherever thickness and shadow are 0.
+
+``domain="summer"`` (``"fall"``, ``"winter"``, or the SEN12MS-CR folder names) renders the same
+seed's scene in another season (:mod:`cloudfree.synth.domains`): a shifted state term (vigour,
+soil moisture; SAR follows it), per-class spectral factors and a path-radiance factor (phenology
+tint, low sun), a season's cover distribution (for a drawn cover), cloud-type mix and shadow
+length. No extra random numbers are drawn; ``domain=None`` and ``domain="spring"`` (the
+reference season) give bit-identical arrays.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from cloudfree.synth.clouds import (
     generate_clouds,
     render_cloudy_band,
 )
+from cloudfree.synth.domains import resolve_season
 from cloudfree.synth.landcover import LANDCOVER_CLASSES, LandCoverLayout, generate_landcover
 from cloudfree.synth.noise import fractal_noise
 from cloudfree.synth.optical import OpticalGround, render_optical, to_dn
@@ -180,6 +188,7 @@ def generate_scene(
     radiometric_jitter: bool = True,
     crs: str = DEFAULT_CRS,
     transform: Affine = DEFAULT_TRANSFORM,
+    domain: str | None = None,
 ) -> SyntheticScene:
     """Generate a deterministic synthetic scene.
 
@@ -194,21 +203,49 @@ def generate_scene(
         radiometric_jitter: give the cloudy acquisition a small radiometric change and its own
             sensor noise (see the module docstring).
         crs, transform: georeferencing stored on the scene (writers set per-ROI values).
+        domain: season domain (``spring``, ``summer``, ``fall``, ``winter`` or a SEN12MS-CR
+            season folder name such as ``ROIs2017_winter``); None (and ``spring``, the
+            reference) is the unshifted simulator. With a season, a drawn cover (``cloud_cover
+            =None``) follows that season's distribution and a drawn cloud type its type mix; an
+            explicit ``cloud_cover`` / ``cloud_type`` is used as given. See
+            :mod:`cloudfree.synth.domains` for the shifts and their numbers.
     """
     h, w = int(height), int(width)
     if h < MIN_SIZE or w < MIN_SIZE:
         raise ConfigError(f"scene size must be at least {MIN_SIZE}x{MIN_SIZE} px, got {h}x{w}")
+    season = resolve_season(domain) if domain is not None else None
+    shift = season if season is not None and not season.is_reference else None
     rng = _make_rng(seed)
     layout = generate_landcover(h, w, rng)
     brightness, state, fine = _drivers(layout, rng)
     drawn_cover = float(rng.uniform(0.0, 1.0))
+    if shift is not None:
+        drawn_cover = shift.cover_from_uniform(drawn_cover)
+        state = shift.shift_state(state, layout.classes)
     cover = drawn_cover if cloud_cover is None else float(cloud_cover)
     if not 0.0 <= cover <= 1.0:
         raise ConfigError(f"cloud_cover must be in [0, 1], got {cloud_cover}")
 
-    ground = render_optical(layout, brightness, state, fine, rng)
+    # without a shift the defaults (None, None, None, 1.0) are the unshifted code paths
+    ground = render_optical(
+        layout,
+        brightness,
+        state,
+        fine,
+        rng,
+        surface_gain=None if shift is None else shift.surface_gain(),
+        path_gain=None if shift is None else shift.path_gain(),
+    )
     sar = render_sar(layout, state, fine, rng)
-    clouds: CloudLayer = generate_clouds(h, w, cover, rng, cloud_type=cloud_type)
+    clouds: CloudLayer = generate_clouds(
+        h,
+        w,
+        cover,
+        rng,
+        cloud_type=cloud_type,
+        type_weights=None if shift is None else shift.cloud_type_weights,
+        shadow_scale=1.0 if shift is None else shift.shadow_scale,
+    )
 
     clear, cloudy = render_acquisition(ground, clouds, rng, radiometric_jitter)
 
@@ -230,5 +267,6 @@ def generate_scene(
             "seed": [int(v) for v in ([seed] if isinstance(seed, int | np.integer) else seed)],
             "shadow_offset_px": list(clouds.shadow_offset),
             "radiometric_jitter": bool(radiometric_jitter),
+            "domain": None if season is None else season.name,
         },
     )
