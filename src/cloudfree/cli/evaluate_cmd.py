@@ -8,7 +8,10 @@ Two modes, chosen by the options given (exactly one):
   training run directories; ``--checkpoint`` may be repeated, ``KEY=PATH`` names a model's
   column) on one SEN12MS-CR split, next to the identity baseline, in one pass and one table
   (:func:`cloudfree.evaluate.evaluate_checkpoints`); writes ``per_image.csv`` and
-  ``summary.json`` into ``--out`` DIR.
+  ``summary.json`` into ``--out`` DIR. ``--season S`` keeps one season (and makes ``all`` the
+  default split), ``--sample N [--seed K]`` draws N images of it at random (paper 000's
+  out-of-domain sets), ``--resize N`` resizes every image (the MMCANet protocol: 128) and
+  ``--metric-bands rgb`` scores only B04, B03, B02 (any ``--protocol``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ _MODEL_MODE = {
     "csv_path": "--csv",
     "dataset": "--dataset",
     "sampler": "--sampler",
+    "season": "--season",
+    "sample": "--sample",
+    "seed": "--seed",
+    "resize": "--resize",
+    "metric_bands": "--metric-bands",
 }
 #: How ``evaluate`` spells the dataset options that errors name (``fix_option`` -> text).
 EVALUATE_OPTION_NAMES = {"skip_incomplete": "--skip-incomplete", "csv_path": "--csv PATH"}
@@ -140,9 +148,46 @@ def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
 @click.option(
     "--split",
     type=click.Choice(["train", "val", "test", "all"]),
-    default="test",
-    show_default=True,
-    help="[model] Dataset split to evaluate on.",
+    default=None,
+    help="[model] Dataset split to evaluate on (default: test; all with --season).",
+)
+@click.option(
+    "--season",
+    default=None,
+    metavar="SEASON",
+    help="[model] SEN12MS-CR only: evaluate one season (spring, summer, fall, winter or "
+    "ROIs1868_summer ...), by default all of its images (--split all).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="[model] Evaluate N images drawn at random from the split (and season), e.g. paper "
+    "000's out-of-domain sets: --season summer --sample 951 (fall 1514, winter 954).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="K",
+    help="[model] Seed of the --sample draw (default 0); the same seed and files give the "
+    "same images.",
+)
+@click.option(
+    "--resize",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="[model] SEN12MS-CR only: resize every image to N x N (bilinear, antialiased; masks "
+    "nearest) before the models and the metrics; the MMCANet protocol uses 128.",
+)
+@click.option(
+    "--metric-bands",
+    default=None,
+    metavar="BANDS",
+    help="[model] Score only these bands of every model's prediction: 'rgb' (B04,B03,B02) "
+    "or names such as B04,B08; works with every --protocol (default: all bands).",
 )
 @click.option(
     "--batch-size",
@@ -211,7 +256,12 @@ def evaluate(
     data_root: Path | None,
     dataset: str,
     sampler: str | None,
-    split: str,
+    split: str | None,
+    season: str | None,
+    sample: int | None,
+    seed: int | None,
+    resize: int | None,
+    metric_bands: str | None,
     batch_size: int,
     device: str,
     num_workers: int,
@@ -229,6 +279,7 @@ def evaluate(
     Model:    cloudfree evaluate --checkpoint [KEY=]RUN_OR_WEIGHTS [--checkpoint ...]
               --data ROOT [--split test] [--dataset sen12mscr_ts --sampler fixed]
               [--out DIR] [--batch-size N] [--device cpu|cuda] [--num-workers N] [--limit N]
+              [--season S [--sample N [--seed K]]] [--resize N] [--metric-bands rgb]
 
     Folders: files are paired by identical name; pixel values are Sentinel-2 DN, scaled to
     [0, 1] by clipping to [0, 10000] and dividing by 10000. Prints the mean over images and
@@ -237,7 +288,9 @@ def evaluate(
     Model: runs each model on every sample of the split (read once, scaled as each model
     expects) and reports them next to the identity baseline (the cloudy input as the
     prediction), overall, inside clouds and outside clouds and shadows, and per cloud-cover
-    bin; writes per_image.csv and summary.json into --out. A model with a variance output
+    bin; writes per_image.csv and summary.json into --out. --season, --sample and --seed
+    evaluate a seeded random sample of one season (recorded in summary.json); --metric-bands
+    scores a band subset. A model with a variance output
     (UnCRtainTS) also gets its uncertainty calibration (UCE / AUCE as UnCRtainTS computes them
     and in the clean form) printed and in summary.json.
     """
@@ -271,7 +324,13 @@ def evaluate(
             csv_path=csv_path,
             overwrite=overwrite,
             dataset=dataset,
-            dataset_options={} if sampler is None else {"sampler": sampler},
+            dataset_options={
+                k: v for k, v in (("sampler", sampler), ("resize", resize)) if v is not None
+            },
+            season=season,
+            sample=sample,
+            seed=seed,
+            metric_bands=metric_bands,
         )
         return
     if pred_dir is None or target_dir is None:
@@ -395,11 +454,18 @@ def _evaluate_model_mode(
     click.echo(f"protocol: {proto.name} ({proto.description})")
     for key in result.model_names:
         click.echo(f"model:    {key} ({s['weights_dirs'][key]})")
+    season = f" of {s['season']}" if s.get("season") else ""
+    drawn = s.get("sample")
+    sampled = (
+        f" (drawn at random from {drawn['population']}, seed {drawn['seed']})" if drawn else ""
+    )
     click.echo(
-        f"data:     {s['split']} split, {s['n_images']} image{'' if s['n_images'] == 1 else 's'}"
-        f"{crop}; "
+        f"data:     {s['split']} split{season}, {s['n_images']} image"
+        f"{'' if s['n_images'] == 1 else 's'}{sampled}{crop}; "
         f"normalisation {s['normalisation']}, {len(s['bands'] or [])} bands"
     )
+    if s.get("metric_bands"):
+        click.echo(f"metrics:  on bands {','.join(s['metric_bands'])} only")
     labels = _labels(proto)
     region_w = max(len(v) for v in _REGION_LABELS.values())
     name_w = max(len(n) for n in s["models"])

@@ -84,7 +84,12 @@ from cloudfree.bands import BandSet, get_band_set
 from cloudfree.data.cover_index import CoverIndex
 from cloudfree.data.registry import register_dataset
 from cloudfree.data.sampling import COVER_BINS, stratified_indices
-from cloudfree.data.splits import SEN12MSCR_SEASONS, load_sen12mscr_splits, parse_roi_id
+from cloudfree.data.splits import (
+    SEN12MSCR_SEASONS,
+    load_sen12mscr_splits,
+    parse_roi_id,
+    season_folder,
+)
 from cloudfree.data.transforms import (
     NormalizeSample,
     center_crop_window,
@@ -149,13 +154,6 @@ class TripletPaths:
     @property
     def roi(self) -> str:
         return f"{self.season}/s1_{self.scene}"
-
-
-def _resolve_season(name: str) -> str:
-    for season in SEN12MSCR_SEASONS:
-        if name == season or name.lower() == season.split("_")[1]:
-            return season
-    raise ConfigError(f"unknown season {name!r}; valid: {list(SEN12MSCR_SEASONS)} or short names")
 
 
 def _natural_key(path: Path) -> tuple[Any, ...]:
@@ -473,7 +471,7 @@ class SEN12MSCR(Dataset):
             skip_incomplete=skip_incomplete,
         )
         if seasons is not None:
-            wanted = {_resolve_season(s) for s in seasons}
+            wanted = {season_folder(s) for s in seasons}
             triplets = [t for t in triplets if t.season in wanted]
         if split != "all":
             triplets = [t for t in triplets if t.split == split]

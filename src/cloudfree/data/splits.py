@@ -4,6 +4,25 @@ A SEN12MS-CR ROI id is ``"<season>/s1_<scene>"``, for example ``"ROIs1158_spring
 season is one of :data:`SEN12MSCR_SEASONS`. Membership is decided by **exact** equality of the
 season and scene folder names, never by substring: the official loader's ``'s1_1' in path`` test
 puts test ROIs 106, 123, 139, 140 ... into training.
+
+Two SEN12MS-CR splits are shipped:
+
+* ``sen12mscr_standard`` (:func:`load_sen12mscr_splits`): UnCRtainTS' lists, 155 / 10 / 10 ROIs
+  over the four seasons, the default of :class:`cloudfree.data.SEN12MSCR`.
+* ``mmcanet_spring`` (:func:`load_mmcanet_splits`): the spring-only split of the MMCANet / MPIR
+  protocol (paper 000, SPEC section 2). The paper takes "42 interested regions" of spring, split
+  38 / 2 / 2 (25,521 / 1,244 / 1,453 images), the test ROIs chosen for evenly spread cloud cover,
+  and publishes no ROI ids. The standard lists name **41** spring ROIs (35 train, 1 val:
+  ``s1_17``, 5 test: ``s1_31, 44, 106, 123, 140``); the 42nd ROI of the paper is not known (the
+  folder count of ``ROIs1158_spring`` could not be checked without the data). **Decision**, a
+  deterministic choice among those 41 that keeps the paper's 2 / 2 for test and val: test = the
+  two lowest-numbered standard spring test ROIs (``s1_31``, ``s1_44``), val = the standard
+  spring val ROI and the next standard test ROI (``s1_17``, ``s1_106``), train = the other 37
+  (the 35 standard spring train ROIs, ``s1_123``, ``s1_140``): 37 / 2 / 2. Its test and val ROIs
+  are therefore never seen by a model trained on the standard split; a model trained on this
+  split has seen standard test ROIs 123 and 140. A spring ROI folder in no list (e.g. the
+  paper's 42nd) belongs to no split and is left out of train / val / test (it is in ``all``).
+  Give other lists as the dataset's ``splits`` option (recipes: ``data.options.splits``).
 """
 
 from __future__ import annotations
@@ -16,12 +35,16 @@ from cloudfree.errors import ConfigError
 
 __all__ = [
     "SEN12MSCR_SEASONS",
+    "season_folder",
     "SEN12MSCR_TS_REGIONS",
     "load_sen12mscr_ts_splits",
     "sen12mscr_ts_rois",
     "sen12mscr_ts_split_version",
     "SPLIT_NAMES",
     "load_sen12mscr_splits",
+    "load_mmcanet_splits",
+    "mmcanet_out_of_domain_sizes",
+    "mmcanet_split_version",
     "sen12mscr_split_of",
     "parse_roi_id",
 ]
@@ -32,13 +55,29 @@ SEN12MSCR_SEASONS: tuple[str, ...] = (
     "ROIs1970_fall",
     "ROIs2017_winter",
 )
+
+
+def season_folder(name: str) -> str:
+    """The SEN12MS-CR season of ``name``: a folder name (``ROIs2017_winter``) or the short
+    name in any case (``winter``, ``Winter``). Raises :class:`ConfigError` for anything else."""
+    for season in SEN12MSCR_SEASONS:
+        if isinstance(name, str) and (name == season or name.lower() == season.split("_")[1]):
+            return season
+    raise ConfigError(f"unknown season {name!r}; valid: {list(SEN12MSCR_SEASONS)} or short names")
+
+
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def _load_resource(filename: str) -> dict:
+    """The parsed JSON of ``cloudfree/data/resources/<filename>`` (read once)."""
+    path = f"resources/{filename}"
+    return json.loads(resources.files("cloudfree.data").joinpath(path).read_text())
+
+
 def _load() -> dict:
-    text = resources.files("cloudfree.data").joinpath("resources/sen12mscr_splits.json").read_text()
-    return json.loads(text)
+    return _load_resource("sen12mscr_splits.json")
 
 
 def load_sen12mscr_splits() -> dict[str, tuple[str, ...]]:
@@ -67,6 +106,32 @@ def parse_roi_id(roi: str) -> tuple[str, int]:
         ) from None
 
 
+def _load_mmcanet() -> dict:
+    return _load_resource("sen12mscr_mmcanet_splits.json")
+
+
+def load_mmcanet_splits() -> dict[str, tuple[str, ...]]:
+    """The MMCANet / MPIR spring split (see the module docstring):
+    ``{"train": (...37 ROI ids), "val": (s1_17, s1_106), "test": (s1_31, s1_44)}``, all
+    ``ROIs1158_spring``. Pass it as :class:`~cloudfree.data.SEN12MSCR`'s ``splits`` (with
+    ``split_source="standard"`` for the flat layout, whose CSV split column wins otherwise)."""
+    return {k: tuple(v) for k, v in _load_mmcanet()["splits"].items()}
+
+
+def mmcanet_split_version() -> str:
+    """Name and version of the shipped MMCANet split (``mmcanet_spring v1``)."""
+    data = _load_mmcanet()
+    return f"{data['name']} v{data['version']}"
+
+
+def mmcanet_out_of_domain_sizes() -> dict[str, int]:
+    """Paper 000's out-of-domain test sets: random image samples of the other seasons, season
+    -> number of images (``ROIs1868_summer`` 951, ``ROIs1970_fall`` 1514, ``ROIs2017_winter``
+    954). The paper publishes neither the images nor a seed: draw them with
+    ``evaluate_checkpoints(..., season=season, sample=n, seed=...)``."""
+    return {k: int(v) for k, v in _load_mmcanet()["out_of_domain_samples"].items()}
+
+
 @lru_cache(maxsize=1)
 def _roi_to_split() -> dict[str, str]:
     return {roi: name for name, rois in load_sen12mscr_splits().items() for roi in rois}
@@ -92,10 +157,8 @@ SEN12MSCR_TS_REGIONS: tuple[str, ...] = (
 )
 
 
-@lru_cache(maxsize=1)
 def _load_ts() -> dict:
-    path = "resources/sen12mscr_ts_splits.json"
-    return json.loads(resources.files("cloudfree.data").joinpath(path).read_text())
+    return _load_resource("sen12mscr_ts_splits.json")
 
 
 def sen12mscr_ts_rois() -> tuple[str, ...]:

@@ -34,6 +34,12 @@ Conventions (the summary repeats the essentials, so a report states how it was m
   the models still see the whole sample; the centre crop (offset ``(H - size) // 2``, as
   :func:`cloudfree.evaluate.center_crop`) is taken of prediction, target and every mask
   before the metrics. A sample smaller than the crop is used whole.
+* **Metric bands** (``metric_bands``, e.g. ``"rgb"``; every metric protocol): the metrics are
+  computed on those bands only, taken by name from each model's prediction and target (and
+  variance) after the scaling and crop (a 13-band model is scored on B04, B03, B02; an RGB
+  model on RGB data is unchanged; the baselines use the first model's bands). The models still
+  get all their input bands. Band order does not matter (every metric is a mean over bands, or
+  the angle between spectra). None (the default): every band each model predicts.
 * **Regions** (each intersected with the sample's ``valid_mask``):
   ``overall`` = every valid pixel; ``inside_clouds`` = ``cloud_mask > 0.5``;
   ``outside_clouds`` = neither cloud (``cloud_mask <= 0.5``) nor cloud shadow
@@ -488,6 +494,39 @@ def _check_pred(key: str, pred: torch.Tensor, target: torch.Tensor, what: str = 
         )
 
 
+def _metric_band_positions(
+    key: str, band_names: Sequence[str] | None, metric_set: BandSet | None
+) -> list[int] | None:
+    """Where the bands of ``metric_set`` sit in a model's output bands ``band_names`` (None:
+    score every band, also when the selection is all of them in their order).
+
+    Raises:
+        ConfigError: the model's bands are unknown or lack a metric band.
+    """
+    if metric_set is None:
+        return None
+    wanted = ",".join(metric_set.names)
+    if band_names is None:
+        raise ConfigError(
+            f"metric bands {wanted}: the optical bands of {key!r} are unknown (no "
+            "cloudfree_config bands and a dataset without band names)"
+        )
+    have = get_band_set(list(band_names))
+    missing = [n for n in metric_set.names if n not in have.names]
+    if missing:
+        raise ConfigError(
+            f"metric bands {wanted}: {key!r} predicts {','.join(have.names)}, without "
+            f"{','.join(missing)}"
+        )
+    positions = [have.position(n) for n in metric_set.names]
+    return None if positions == list(range(len(have))) else positions
+
+
+def _take_bands(x: torch.Tensor, positions: list[int] | None) -> torch.Tensor:
+    """``x [B, C, H, W]`` restricted to the channels ``positions`` (None: all of them)."""
+    return x if positions is None else x[:, positions]
+
+
 def evaluate_models(
     models: ModelsArg,
     dataset: Dataset,
@@ -498,6 +537,7 @@ def evaluate_models(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = True,
+    metric_bands: str | Sequence[str] | BandSet | None = None,
 ) -> EvaluationResult:
     """Metrics of several models and of the baselines on every sample of ``dataset``, in one
     pass over it: one merged per-image table and one summary.
@@ -523,6 +563,9 @@ def evaluate_models(
             evaluating it alone with the same batch size.
         device: ``cpu``, ``cuda`` or ``cuda:N``; metrics are computed there too.
         progress: show a tqdm progress bar (images).
+        metric_bands: score only these optical bands (:func:`cloudfree.bands.get_band_set`:
+            ``"rgb"`` = B04, B03, B02, or names), under any metric protocol; each model must
+            predict them (see the module docstring). None: every band of each model.
 
     Returns:
         An :class:`EvaluationResult`. ``summary`` holds at least::
@@ -533,7 +576,8 @@ def evaluate_models(
                               "per_cover_bin": {"0-20": {"n": int, "psnr": ..., ...}, ...}},
                         ...every model, then every baseline...}}
 
-        plus ``normalisation``, ``bands`` and ``model`` (of the first model), ``evaluated``
+        plus ``normalisation``, ``bands`` and ``model`` (of the first model),
+        ``metric_bands`` (the scored band names, None for all), ``evaluated``
         (per key: ``kind`` model or baseline, its normalisation, bands and config),
         ``center_crop``, ``regions``, ``aggregation``, ``n_images_per_region``. A model with
         a variance output also has ``"uncertainty"`` in its entry (schema in
@@ -543,8 +587,8 @@ def evaluate_models(
 
     Raises:
         ConfigError: bad options, a device that is not available, an unknown baseline, a model
-            named like a baseline, or a dataset scaled or band-selected differently from a
-            model.
+            named like a baseline, a dataset scaled or band-selected differently from a
+            model, or metric bands a model does not predict.
         DatasetError: an empty dataset or samples without the needed keys.
     """
     from tqdm.auto import tqdm
@@ -565,6 +609,13 @@ def evaluate_models(
     groups = _groups(nets, base)
     reference = groups[0]
     first = reference.members[0]
+    metric_set = None if metric_bands is None else get_band_set(metric_bands)
+    positions = {
+        m.key: _metric_band_positions(m.key, m.band_names, metric_set)
+        for g in groups
+        for m in g.members
+    }
+    baseline_positions = positions[first.key]  # the baselines have the first model's bands
 
     loader = DataLoader(
         dataset,
@@ -617,13 +668,15 @@ def evaluate_models(
                         out = run_model(member.model, inputs)
                         pred = out.pred
                         _check_pred(member.key, pred, target)
-                        p = reflectance(pred.float(), group.protocol)
-                        scored[member.key] = (p, y, masks)
+                        pos = positions[member.key]
+                        p = _take_bands(reflectance(pred.float(), group.protocol), pos)
+                        y_m = _take_bands(y, pos)
+                        scored[member.key] = (p, y_m, masks)
                         if member.key in unc and out.variance is not None:
                             var = out.variance.float() * _variance_factor(group.protocol)
-                            var = center_crop(var, crop)
+                            var = _take_bands(center_crop(var, crop), pos)
                             for region, mask in masks.items():
-                                stats = image_uncertainty_stats(p, y, var, mask)
+                                stats = image_uncertainty_stats(p, y_m, var, mask)
                                 for st in UNCERTAINTY_STATS:
                                     unc[member.key][region][st].extend(
                                         stats[st].double().cpu().tolist()
@@ -636,7 +689,10 @@ def evaluate_models(
                         for b, fn in baseline_fns.items():
                             pred = fn(inputs, gb).to(dev)
                             _check_pred(b, pred, target, "baseline")
-                            scored[b] = (reflectance(pred.float(), group.protocol), y, masks)
+                            p = _take_bands(
+                                reflectance(pred.float(), group.protocol), baseline_positions
+                            )
+                            scored[b] = (p, _take_bands(y, baseline_positions), masks)
                 for n in names:
                     p, y, masks = scored[n]
                     for region, mask in masks.items():
@@ -709,6 +765,7 @@ def evaluate_models(
         "models": models_summary,
         "normalisation": first.protocol,
         "bands": first.band_names,
+        "metric_bands": None if metric_set is None else list(metric_set.names),
         "center_crop": crop,
         "sam_units": proto.sam_units,
         "error_scale": proto.error_scale,
@@ -1011,11 +1068,34 @@ def write_evaluation(
 
 
 # ------------------------------------------------------------------------------- pipeline
+#: How ``evaluate_checkpoints(sample=...)`` draws its images (recorded in the summary).
+SAMPLE_TEXT = (
+    "numpy.random.default_rng(seed).choice(population, n, replace=False) over the samples of "
+    "the split (and season) in dataset order (season, scene, patch, natural sort), evaluated "
+    "in dataset order; the draw depends on the seed and on the files present"
+)
+
+
+def _sample_indices(population: int, n: int, seed: int) -> list[int]:
+    """``n`` distinct indices of ``range(population)`` drawn with ``seed``, sorted
+    (:data:`SAMPLE_TEXT`)."""
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(population, size=n, replace=False))
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+
+
 def evaluate_checkpoints(
     paths: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
     data_root: str | os.PathLike[str],
     *,
-    split: str = "test",
+    split: str | None = None,
     protocol: str | MetricProtocol = "uncrtaints",
     out_dir: str | os.PathLike[str] | None,
     baselines: Sequence[str] | None = None,
@@ -1028,6 +1108,10 @@ def evaluate_checkpoints(
     csv_path: str | os.PathLike[str] | None = None,
     dataset: str = "sen12mscr",
     dataset_options: Mapping[str, Any] | None = None,
+    season: str | None = None,
+    sample: int | None = None,
+    seed: int | None = None,
+    metric_bands: str | Sequence[str] | BandSet | None = None,
 ) -> EvaluationResult:
     """Evaluate the models at ``paths`` on one dataset split and write the results.
 
@@ -1035,7 +1119,17 @@ def evaluate_checkpoints(
         paths: key -> pretrained weights directory or training run directory
             (:func:`load_model_for_evaluation`); a sequence is keyed by the models' names.
         data_root: SEN12MS-CR root (official or flat layout).
-        split: ``train``, ``val``, ``test`` or ``all``.
+        split: ``train``, ``val``, ``test`` or ``all``; None (the default): ``test``, or
+            ``all`` when a ``season`` is given (paper 000's out-of-domain sets are drawn from
+            every image of a season, whatever the ROI lists say).
+        season: evaluate on one SEN12MS-CR season only (``"summer"`` or
+            ``"ROIs1868_summer"``, ...; the dataset's ``seasons`` option).
+        sample: evaluate a seeded random sample of this many images of the split (and
+            season) instead of all of them (:data:`SAMPLE_TEXT`): paper 000's out-of-domain
+            tests are 951 summer, 1514 fall and 954 winter images
+            (:func:`cloudfree.data.splits.mmcanet_out_of_domain_sizes`). Not with ``limit``.
+        seed: seed of the ``sample`` draw (None: 0); only with ``sample``.
+        metric_bands: score only these bands, e.g. ``"rgb"`` (see :func:`evaluate_models`).
         protocol: metric protocol name.
         out_dir: where :func:`write_evaluation` writes ``per_image.csv`` and ``summary.json``
             (None: write nothing).
@@ -1050,21 +1144,46 @@ def evaluate_checkpoints(
             ``mosaic`` and ``most_recent_clear``.
 
     The dataset is built once, ``SEN12MSCR(data_root, split=split, crop="center")`` with
-    whole patches and raw samples, and each model gets them normalised with its own protocol
-    and bands. The summary also records ``checkpoints`` / ``weights_dirs`` (key -> the path
-    given / the directory loaded), ``checkpoint`` and ``weights_dir`` (the first model's) and
-    ``limit``.
+    whole patches and raw samples (``dataset_options`` may add e.g. ``{"resize": 128}``, the
+    MMCANet protocol), and each model gets them normalised with its own protocol and bands.
+    The summary also records ``checkpoints`` / ``weights_dirs`` (key -> the path given / the
+    directory loaded), ``checkpoint`` and ``weights_dir`` (the first model's), ``limit``,
+    ``season`` (the full season name or None) and ``sample`` (None, or ``{"n", "seed",
+    "population", "method"}``: the population is the number of images the draw was made from;
+    the drawn ids are the rows of ``per_image.csv``).
 
     Raises:
         InputFileError: no loadable weights at a path.
         DatasetError: missing data root or empty split.
-        ConfigError: bad options.
+        ConfigError: bad options: among them an unknown season, a season for a dataset
+            without seasons, ``sample`` larger than the split (and season), ``sample`` with
+            ``limit``, or ``seed`` without ``sample``.
     """
     from cloudfree.data import build_dataset, get_dataset
+    from cloudfree.data.splits import season_folder
 
     proto = get_metric_protocol(protocol)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"limit must be a positive integer, got {limit!r}")
+    _check_count("limit", limit, 1)
+    _check_count("sample", sample, 1)
+    _check_count("seed", seed, 0)
+    if sample is not None and limit is not None:
+        raise ConfigError("give limit (the first N samples) or sample (N at random), not both")
+    if seed is not None and sample is None:
+        raise ConfigError("seed sets the random draw of sample; give sample=N with it")
+    info = get_dataset(dataset)
+    options = dict(dataset_options or {})
+    season_name: str | None = None
+    if season is not None:
+        if "seasons" not in info.options():
+            raise ConfigError(
+                f"season selects a SEN12MS-CR season; dataset {dataset!r} has no seasons option"
+            )
+        if "seasons" in options:
+            raise ConfigError("give the season once: season= or dataset_options['seasons']")
+        season_name = season_folder(season)
+        options["seasons"] = [season_name]
+    if split is None:
+        split = "all" if season_name is not None else "test"
     resolve_device(device)  # fail on an unavailable device before loading anything
     if isinstance(paths, Mapping):
         given = {str(k): Path(p) for k, p in paths.items()}
@@ -1080,10 +1199,8 @@ def evaluate_checkpoints(
             )
         given = {k: p for k, (p, _) in zip(keys, loaded)}
         models = {k: m for k, (_, m) in zip(keys, loaded)}
-    info = get_dataset(dataset)
     if baselines is None:
         baselines = (IDENTITY_NAME, *(TEMPORAL_BASELINES if info.temporal else ()))
-    options = dict(dataset_options or {})
     if dataset == "sen12mscr":
         options = {"crop": "center", "csv_path": csv_path, **options}
     elif csv_path is not None:
@@ -1092,8 +1209,19 @@ def evaluate_checkpoints(
         options["skip_incomplete"] = True
     full: Dataset = build_dataset(dataset, data_root, split=split, **options)
     data: Dataset = full
-    if limit is not None and limit < len(full):  # type: ignore[arg-type]
+    population = len(full)  # type: ignore[arg-type]
+    if limit is not None and limit < population:
         data = Subset(full, range(limit))
+    drawn: dict[str, Any] | None = None
+    if sample is not None:
+        if sample > population:
+            where = f"the {split!r} split" + (f" of {season_name}" if season_name else "")
+            raise ConfigError(
+                f"sample={sample} asks for more images than {where} holds ({population})"
+            )
+        drawn = {"n": int(sample), "seed": int(seed or 0), "population": population}
+        drawn["method"] = SAMPLE_TEXT
+        data = Subset(full, _sample_indices(population, int(sample), int(seed or 0)))
     result = evaluate_models(
         models,
         data,
@@ -1103,6 +1231,7 @@ def evaluate_checkpoints(
         device=device,
         num_workers=num_workers,
         progress=progress,
+        metric_bands=metric_bands,
     )
     s = result.summary
     s["checkpoints"] = {k: str(p.resolve()) for k, p in given.items()}
@@ -1113,6 +1242,8 @@ def evaluate_checkpoints(
     s["checkpoint"] = s["checkpoints"][result.model_name]
     s["weights_dir"] = s["weights_dirs"][result.model_name]
     s["limit"] = limit
+    s["season"] = season_name
+    s["sample"] = drawn
     s["dataset_name"] = dataset
     s["dataset_options"] = json_compatible(options)
     if out_dir is not None:

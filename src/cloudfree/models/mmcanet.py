@@ -486,6 +486,7 @@ _PAPER = (
 
 @register_model(
     "mmcanet",
+    default_recipe="mmcanet",
     paper=_PAPER,
     protocol="glf_cr",
     bands="rgb",
@@ -500,6 +501,7 @@ def mmcanet(**kwargs: Any) -> MMCANet:
 
 @register_model(
     "mmcanet_l",
+    default_recipe="mmcanet_l",
     paper=_PAPER,
     protocol="glf_cr",
     bands="rgb",

@@ -367,6 +367,7 @@ _ENTRY: dict[str, Any] = {
 
 @register_model(
     "mpir1",
+    default_recipe="mpir1",
     description="MPIR1: three MMCANet stages (/4, /2, full), features concatenated (paper 000)",
     **_ENTRY,
 )
@@ -377,6 +378,7 @@ def mpir1(**kwargs: Any) -> MPIR:
 
 @register_model(
     "mpir2",
+    default_recipe="mpir2",
     description="MPIR2: MPIR1 with an ORSNet (ORBs of CABs) as the third stage (paper 000)",
     default_kwargs={"last_stage": "orsnet"},
     **_ENTRY,
@@ -388,6 +390,7 @@ def mpir2(**kwargs: Any) -> MPIR:
 
 @register_model(
     "mpir3",
+    default_recipe="mpir3",
     description="MPIR3: three MMCANet stages with additive skip links (paper 000)",
     default_kwargs={"link": "add"},
     **_ENTRY,
@@ -399,6 +402,7 @@ def mpir3(**kwargs: Any) -> MPIR:
 
 @register_model(
     "mpir4",
+    default_recipe="mpir4",
     description="MPIR4: MPIR3 with two stages (/2, full) (paper 000)",
     default_kwargs={"link": "add", "scales": (2, 1)},
     **_ENTRY,
