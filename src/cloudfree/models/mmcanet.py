@@ -26,7 +26,12 @@ whose shape walk-through this follows). Shapes at 128 x 128 with the defaults:
   1/N, so AP is about N times smaller than V and AP_opt * AP_sar smaller still (at 4,096
   tokens the term vanishes). ``fuse_norm="renormalize"`` (the default, **Decision**) divides
   ``P_fuse`` by its row sums (each row a distribution again), ``"none"`` is the paper's literal
-  formula; ``learned_scale`` multiplies AP by a learned scalar (init 1). The attention is
+  formula; ``learned_scale`` multiplies AP by a learned scalar (init 1). Measured
+  (``benchmarks/mmcanet_fuse_norm.py``: a reduced MMCANet, 200 steps of batch 4 at 64 px, L1,
+  the simulator's test split, one seed): PSNR inside clouds 27.29 dB with ``renormalize``,
+  23.73 with ``none`` and 23.09 with ``none`` + learned scale; mean |AP| / mean |F| 0.11 at
+  both levels with ``renormalize`` against 1.2e-7 (low) and 1.3e-5 (high) without it: the
+  literal formula switches the cross-attention off, hence the default. The attention is
   computed in chunks of ``attention_chunk`` query rows, each recomputed in the backward pass
   (activation checkpointing) while training, so no N x N map is ever held whole: memory
   O(chunk x N) instead of three N x N maps per sample.
