@@ -13,7 +13,7 @@ test reads it and the error propagates.)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -81,3 +81,23 @@ def shared_path(shared_dir: Path) -> Callable[[str], Path]:
         return path
 
     return get
+
+
+@pytest.fixture
+def quiet_lightning() -> None:
+    """Lightning's info lines off (tests that train: ``pytest.mark.usefixtures``)."""
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module: tiny models run fastest on one thread, and it keeps the
+    timing steady on a busy machine (several threads per process oversubscribe shared cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,10 @@ from cloudfree.synth import write_sen12mscr_synthetic
 from cloudfree.train import prepare_run, train
 from train_helpers import tiny_config
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SMALL_MMCA = dict(widths=(8, 8, 16, 16), depths=(1, 1, 1, 1), nset=4, aspp_width=8, decoder_depth=1)
 SMALL = dict(mmcanet_kwargs=SMALL_MMCA, orsnet_cabs=2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _small(name: str, **kwargs: Any) -> MPIR:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import logging
 import pickle
 import shutil
 from pathlib import Path
@@ -42,9 +41,7 @@ TINY_TRAIN = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _quiet_lightning() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import re
 import shutil
 from pathlib import Path
@@ -28,25 +27,12 @@ from cloudfree.train import build_config, prepare_run, train
 from cloudfree.train.config import TrainConfig
 from train_helpers import tiny_config
 
+pytestmark = pytest.mark.usefixtures("quiet_lightning", "one_torch_thread")
+
 TINY_GLF_CR = {
     "model.name": "glf_cr",
     "model.kwargs": {"width": 16, "num_blocks": 1, "layers_per_block": 2, "growth": 8},
 }
-
-
-@pytest.fixture(autouse=True)
-def _quiet_lightning() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    """Tiny models run fastest on one thread, and it keeps the timing steady on a busy
-    machine (several threads per process oversubscribe shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ patches (epochs of 3 batches of 2 crops), with the dsen2cr recipe's settings oth
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +30,12 @@ from cloudfree.train import CloudRemovalModule, prepare_run, train
 from cloudfree.train.config import TrainConfig
 from train_helpers import tiny_config as shared_tiny_config
 
+pytestmark = pytest.mark.usefixtures("quiet_lightning", "one_torch_thread")
+
 UNCERTAINTY = {"model.name": "standin_uncertainty", "model.kwargs": {"width": 4}}
 MULTISTAGE = {"model.name": "standin_multistage", "model.kwargs": {"width": 4}}
 GENERATOR = {"model.name": "standin_generator", "model.kwargs": {"width": 4}}
 SMALL_D = {"discriminator_kwargs": {"width": 4, "num_layers": 2}}
-
-
-@pytest.fixture(autouse=True)
-def _quiet_lightning() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,7 @@ from cloudfree.train.datamodule import CloudRemovalDataModule, build_datasets
 TINY_UNCRTAINTS = {"width": 16, "num_heads": 4, "d_model": 16, "d_k": 4, "decoder_blocks": 1}
 
 
-@pytest.fixture(autouse=True)
-def _quiet_lightning() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("quiet_lightning", "one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ from cloudfree.errors import ConfigError
 from cloudfree.models._registry import register_model
 from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelOutput, ModelSpec, OutputSpec
 from cloudfree.models.layers.ltae import LTAE2dTiny
+from cloudfree.models.layers.norm import norm_layer
 
 __all__ = ["MBConv", "UnCRtainTS"]
 
@@ -54,14 +55,11 @@ _S2 = 13
 _ATT_SIZE = 32
 
 
-def _norm(kind: str, channels: int, groups: int = 4) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels)
-    if kind == "group":
-        return nn.GroupNorm(groups, channels)
-    raise ConfigError(f"unknown norm {kind!r}")
+def _norm(kind: str, channels: int) -> nn.Module:
+    layer = norm_layer(kind, channels)
+    if layer is None:
+        raise ConfigError("UnCRtainTS's blocks need a norm (batch, instance or group)")
+    return layer
 
 
 class _SqueezeExcite(nn.Module):

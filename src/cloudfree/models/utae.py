@@ -71,12 +71,11 @@ from cloudfree.models.api import (
     check_int,
 )
 from cloudfree.models.layers.ltae import LTAE2d
+from cloudfree.models.layers.norm import NORMS, norm_layer
 from cloudfree.models.layers.padding import pad_bottom_right, padding_to_multiple
 
 __all__ = ["UNCRTAINTS_LAYOUT", "UTAE", "UTAECR", "temporal_aggregate"]
 
-#: Norm names of the ``*_norm`` / ``norm_*`` options (``"none"`` or None: no norm).
-NORMS = ("batch", "instance", "group", "none")
 #: ``in_conv_style`` / ``out_conv_style`` values: the utae-paps or the UnCRtainTS layout.
 CONV_STYLES = ("paps", "uncrtaints")
 #: The options that make :class:`UTAE` UnCRtainTS's modified U-TAE (module docstring).
@@ -85,18 +84,6 @@ UNCRTAINTS_LAYOUT: dict[str, Any] = {
     "out_conv_style": "uncrtaints",
     "residual_relu": False,
 }
-
-
-def _norm(kind: str | None, channels: int, groups: int = 4) -> nn.Module | None:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels)
-    if kind == "group":
-        return nn.GroupNorm(groups, channels)
-    if kind is None or kind == "none":
-        return None
-    raise ConfigError(f"unknown norm {kind!r}; valid: {', '.join(NORMS)}")
 
 
 def _check_choice(option: str, value: object, valid: Sequence[object]) -> None:
@@ -127,7 +114,7 @@ class _ConvLayer(nn.Module):
                     nkernels[i], nkernels[i + 1], k, stride=s, padding=p, padding_mode=padding_mode
                 )  # fmt: skip
             )
-            nl = _norm(norm, nkernels[i + 1])
+            nl = norm_layer(norm, nkernels[i + 1])
             if nl is not None:
                 layers.append(nl)
             if last_relu or i < n - 1:
@@ -200,7 +187,7 @@ class _DownBlock(nn.Module):
 
 def _conv_norm_relu(conv: nn.Module, norm: str | None, channels: int) -> nn.Sequential:
     """``conv``, the norm (left out for ``"none"``), ReLU: keys ``0`` (conv) and ``1`` (norm)."""
-    nl = _norm(norm, channels)
+    nl = norm_layer(norm, channels)
     return nn.Sequential(conv, *([] if nl is None else [nl]), nn.ReLU())
 
 
