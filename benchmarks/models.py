@@ -1,4 +1,5 @@
-"""Parameters, CPU forward latency and peak memory of every registered model, in one run.
+"""Parameters, multiply-accumulates, CPU forward latency and peak memory of every registered
+model, in one run.
 
 Each (model, size) runs in a fresh process (so one configuration's allocator cache cannot hide
 another's peak), batch 1, eval mode, ``torch.no_grad()``, the given number of threads, through
@@ -25,6 +26,8 @@ from _measure import measure  # noqa: E402
 def worker(name: str, size: int, repeats: int, threads: int, dates: int) -> dict:
     """One forward of ``name`` through :func:`cloudfree.models.run_model`, inputs built from
     the model's spec (temporal models get ``dates`` dates, all real)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     from cloudfree.models import ModelBatch, create_model, run_model, spec_of
 
     torch.set_num_threads(threads)
@@ -38,7 +41,10 @@ def worker(name: str, size: int, repeats: int, threads: int, dates: int) -> dict
     batch = ModelBatch(optical, sar, days)
     with torch.no_grad():
         result = measure(lambda: run_model(model, batch), repeats=repeats, warmup=1)
+        with FlopCounterMode(display=False) as counter:  # after the timing: it slows the call
+            run_model(model, batch)
     result["params"] = sum(p.numel() for p in model.parameters())
+    result["gmacs"] = counter.get_total_flops() / 2e9  # multiply-accumulates (paper 002's FLOPs)
     return result
 
 
@@ -61,7 +67,7 @@ def main() -> None:
     names = [n for n in args.models.split(",") if n] or list_models()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"CPU, {args.threads} threads, batch 1, median of {args.repeats} forward passes")
-    print(f"{'model':18}{'params':>13}{'size':>6}{'median s':>10}{'peak MiB':>10}")
+    print(f"{'model':18}{'params':>13}{'size':>6}{'GMACs':>9}{'median s':>10}{'peak MiB':>10}")
     for name in names:
         for size in sizes:
             cmd = [sys.executable, __file__, "--worker", name, str(size),
@@ -73,7 +79,7 @@ def main() -> None:
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(
-                f"{name:18}{r['params']:>13,}{size:>6}{r['median_s']:>10.3f}"
+                f"{name:18}{r['params']:>13,}{size:>6}{r['gmacs']:>9.2f}{r['median_s']:>10.3f}"
                 f"{r['peak_extra_mib']:>10.0f}"
             )
 
