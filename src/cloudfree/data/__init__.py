@@ -20,6 +20,7 @@ from cloudfree.data.sen12mscr import SEN12MSCR, TripletPaths, find_triplets
 from cloudfree.data.sen12mscr_ts import SEN12MSCRTS
 from cloudfree.data.splits import (
     SEN12MSCR_SEASONS,
+    load_mmcanet_splits,
     load_sen12mscr_splits,
     parse_roi_id,
     sen12mscr_split_of,
@@ -50,6 +51,7 @@ __all__ = [
     "get_dataset",
     "last_real_date",
     "list_datasets",
+    "load_mmcanet_splits",
     "load_sen12mscr_splits",
     "normalize_sample",
     "parse_roi_id",
