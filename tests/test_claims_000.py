@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 import torch
 
+from claims_helpers import inside_cloud_scores, train_short
+
 STEPS = 300
 SIZE = 64
 SMALL = {
@@ -68,49 +70,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _model(runs: dict[str, Any], key: str, name: str, kwargs: dict, loss: str = "l1_ssim"):
-    from cloudfree.models import load_pretrained
-    from cloudfree.train import build_config, load_recipe, train
-
-    if key not in runs["models"]:
-        overrides = {
-            "model.name": name,
-            "model.kwargs": kwargs,
-            "data.seasons": ["spring"],
-            "data.options": {"split_source": "standard"},  # the simulator's ROIs
-            "data.patch_size": None,
-            "data.val_patch_size": None,
-            "data.batch_size": 4,
-            "data.num_workers": 0,
-            "loss.name": loss,
-            "loss.kwargs": {},
-            "optimizer.name": "adam",
-            "optimizer.lr": 1e-3,
-            "scheduler.name": "none",
-            "trainer.max_epochs": None,
-            "trainer.max_steps": STEPS,
-            "trainer.accelerator": "cpu",
-            "trainer.val_check_interval": None,
-            "trainer.check_val_every_n_epoch": 1000,
-            "trainer.enable_progress_bar": False,
-        }
-        cfg = build_config(load_recipe("mmcanet"), overrides, data_root=runs["root"],
-                           out=runs["tmp"] / key)  # fmt: skip
-        runs["models"][key] = load_pretrained(train(cfg).final_weights)
-    return runs["models"][key]
+    return train_short(
+        runs["models"], key, "mmcanet", STEPS, runs["root"], runs["tmp"],
+        model__name=name, model__kwargs=kwargs, data__seasons=["spring"],
+        loss__name=loss, loss__kwargs={}, optimizer__name="adam", optimizer__lr=1e-3,
+        scheduler__name="none",
+    )  # fmt: skip
 
 
 def _scores(runs: dict[str, Any], models: dict[str, Any], seasons: list[str]) -> dict:
-    from cloudfree.data import SEN12MSCR
-    from cloudfree.evaluate import evaluate_models
-
-    split = "test" if seasons == ["spring"] else "all"
-    data = SEN12MSCR(runs["root"], split=split, seasons=seasons, crop="center",
-                     split_source="standard")  # fmt: skip
-    res = evaluate_models(models, data, progress=False)
-    out = {k: v["inside_clouds"] for k, v in res.summary["models"].items()}
-    scores = "; ".join(f"{k} PSNR {v['psnr']:.2f} SSIM {v['ssim']:.4f}" for k, v in out.items())
-    print(f"\n{seasons} ({len(data)} images), inside clouds: {scores}")
-    return out
+    return inside_cloud_scores(
+        runs["root"], models, seasons, "test" if seasons == ["spring"] else "all"
+    )
 
 
 def test_000a_sar_beats_optical_only_and_identity(runs: dict[str, Any]) -> None:
