@@ -8,10 +8,16 @@ over the resident size before the call is reported. Run every configuration in a
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 
 def _status_kib(field: str) -> int | None:
@@ -52,3 +58,32 @@ def measure(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> dict
         else float("nan")
     )
     return {"median_s": statistics.median(times), "min_s": min(times), "peak_extra_mib": extra}
+
+
+def run_worker(cmd: list[str], label: str) -> dict:
+    """Run one benchmark worker process (``cmd``) and return the JSON object it prints on its
+    last line; exit with the worker's stderr, named by ``label``, if it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{label} worker failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def max_abs_difference(a: str | Path, b: str | Path) -> float:
+    """Largest absolute difference between the tensors two workers saved with ``torch.save``."""
+    return float((torch.load(a) - torch.load(b)).abs().max())
+
+
+def side_by_side_parser(description: str, repo_help: str) -> argparse.ArgumentParser:
+    """The command line shared by the ``*_vs_official`` scripts: the official checkout, input
+    size, batch, repeats and threads, and the hidden options of their worker processes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--official-repo", required=True, help=repo_help)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
+    p.add_argument("--weights", help=argparse.SUPPRESS)
+    p.add_argument("--output", help=argparse.SUPPRESS)
+    return p

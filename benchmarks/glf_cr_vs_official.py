@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import types
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measure  # noqa: E402
+from _measure import max_abs_difference, measure, run_worker, side_by_side_parser  # noqa: E402
 
 
 def _install_official_stubs(codes: Path) -> None:
@@ -111,15 +110,7 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--official-repo", required=True, help="checkout of xufangchn/GLF-CR")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
-    p.add_argument("--weights", help=argparse.SUPPRESS)
-    p.add_argument("--output", help=argparse.SUPPRESS)
+    p = side_by_side_parser(__doc__.split("\n")[0], "checkout of xufangchn/GLF-CR")
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -142,13 +133,8 @@ def main() -> None:
                 "--size", str(args.size), "--batch", str(args.batch),
                 "--repeats", str(args.repeats), "--threads", str(args.threads),
             ]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                sys.exit(f"{who} worker failed:\n{proc.stderr}")
-            results[who] = json.loads(proc.stdout.strip().splitlines()[-1])
-        diff = (
-            (torch.load(Path(tmp) / "official.pt") - torch.load(Path(tmp) / "ours.pt")).abs().max()
-        )
+            results[who] = run_worker(cmd, who)
+        diff = max_abs_difference(Path(tmp) / "official.pt", Path(tmp) / "ours.pt")
 
     o, c = results["official"], results["ours"]
     shape = f"{args.batch}x13x{args.size}x{args.size}"

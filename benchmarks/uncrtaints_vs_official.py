@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import types
@@ -37,7 +36,7 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measure  # noqa: E402
+from _measure import max_abs_difference, measure, run_worker, side_by_side_parser  # noqa: E402
 
 SCALE_BY = 10.0
 
@@ -138,17 +137,9 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--official-repo", required=True, help="checkout of PatrickTUM/UnCRtainTS")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--batch", type=int, default=1)
+    p = side_by_side_parser(__doc__.split("\n")[0], "checkout of PatrickTUM/UnCRtainTS")
     p.add_argument("--dates", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=["forward", "train"], help=argparse.SUPPRESS)
-    p.add_argument("--weights", help=argparse.SUPPRESS)
-    p.add_argument("--output", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -170,13 +161,8 @@ def main() -> None:
                     "--batch", str(args.batch), "--dates", str(args.dates),
                     "--repeats", str(args.repeats), "--threads", str(args.threads),
                 ]  # fmt: skip
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if proc.returncode != 0:
-                    sys.exit(f"{who} {mode} worker failed:\n{proc.stderr}")
-                results[(mode, who)] = json.loads(proc.stdout.strip().splitlines()[-1])
-        diff = (
-            (torch.load(Path(tmp) / "official.pt") - torch.load(Path(tmp) / "ours.pt")).abs().max()
-        )
+                results[(mode, who)] = run_worker(cmd, f"{who} {mode}")
+        diff = max_abs_difference(Path(tmp) / "official.pt", Path(tmp) / "ours.pt")
 
     shape = f"{args.batch}x{args.dates}x15x{args.size}x{args.size}"
     print(f"UnCRtainTS (README configuration), input {shape}, CPU, {args.threads} threads")
