@@ -22,7 +22,16 @@ Two SEN12MS-CR splits are shipped:
   are therefore never seen by a model trained on the standard split; a model trained on this
   split has seen standard test ROIs 123 and 140. A spring ROI folder in no list (e.g. the
   paper's 42nd) belongs to no split and is left out of train / val / test (it is in ``all``).
-  Give other lists as the dataset's ``splits`` option (recipes: ``data.options.splits``).
+* ``sgbaf_spring`` (:func:`load_paper_splits`): the spring-only split of the SG-BAF protocol
+  (paper 003, audit row D3-2): "40 ROIs carefully selected from the spring subset, split
+  36:2:2", at full 256 x 256, ids unpublished. **Decision**, 40 of the 41 standard spring ROIs:
+  val and test are those of ``mmcanet_spring`` (so the two paper protocols test on the same
+  ROIs), train is ``mmcanet_spring``'s 37 without ``s1_140`` (the highest-numbered standard
+  test ROI among them): the 35 standard spring train ROIs and ``s1_123``, 36 / 2 / 2.
+
+Both paper splits go through :func:`load_paper_splits` (``load_mmcanet_splits`` is its
+``mmcanet_spring`` form). Give other lists as the dataset's ``splits`` option (recipes:
+``data.options.splits``).
 """
 
 from __future__ import annotations
@@ -42,9 +51,12 @@ __all__ = [
     "sen12mscr_ts_split_version",
     "SPLIT_NAMES",
     "load_sen12mscr_splits",
+    "PAPER_SPLITS",
     "load_mmcanet_splits",
+    "load_paper_splits",
     "mmcanet_out_of_domain_sizes",
     "mmcanet_split_version",
+    "paper_split_version",
     "sen12mscr_split_of",
     "parse_roi_id",
 ]
@@ -69,7 +81,7 @@ def season_folder(name: str) -> str:
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _load_resource(filename: str) -> dict:
     """The parsed JSON of ``cloudfree/data/resources/<filename>`` (read once)."""
     path = f"resources/{filename}"
@@ -106,22 +118,50 @@ def parse_roi_id(roi: str) -> tuple[str, int]:
         ) from None
 
 
+#: The shipped SEN12MS-CR splits of paper protocols (module docstring): name -> resource file.
+PAPER_SPLITS: dict[str, str] = {
+    "mmcanet_spring": "sen12mscr_mmcanet_splits.json",
+    "sgbaf_spring": "sen12mscr_sgbaf_splits.json",
+}
+
+
+def _load_paper(name: str) -> dict:
+    if name not in PAPER_SPLITS:
+        raise ConfigError(f"unknown paper split {name!r}; shipped: {', '.join(PAPER_SPLITS)}")
+    return _load_resource(PAPER_SPLITS[name])
+
+
+def load_paper_splits(name: str) -> dict[str, tuple[str, ...]]:
+    """A shipped paper split (module docstring) as ``{"train": (...), "val": (...), "test":
+    (...)}`` ROI ids: ``"mmcanet_spring"`` (37 / 2 / 2) or ``"sgbaf_spring"`` (36 / 2 / 2),
+    all ``ROIs1158_spring``. Pass it as :class:`~cloudfree.data.SEN12MSCR`'s ``splits`` (with
+    ``split_source="standard"`` for the flat layout, whose CSV split column wins otherwise).
+
+    Raises:
+        ConfigError: for a name that is not shipped (the message lists them).
+    """
+    return {k: tuple(v) for k, v in _load_paper(name)["splits"].items()}
+
+
+def paper_split_version(name: str) -> str:
+    """Name and version of a shipped paper split, for reports (``sgbaf_spring v1``)."""
+    data = _load_paper(name)
+    return f"{data['name']} v{data['version']}"
+
+
 def _load_mmcanet() -> dict:
-    return _load_resource("sen12mscr_mmcanet_splits.json")
+    return _load_paper("mmcanet_spring")
 
 
 def load_mmcanet_splits() -> dict[str, tuple[str, ...]]:
-    """The MMCANet / MPIR spring split (see the module docstring):
-    ``{"train": (...37 ROI ids), "val": (s1_17, s1_106), "test": (s1_31, s1_44)}``, all
-    ``ROIs1158_spring``. Pass it as :class:`~cloudfree.data.SEN12MSCR`'s ``splits`` (with
-    ``split_source="standard"`` for the flat layout, whose CSV split column wins otherwise)."""
-    return {k: tuple(v) for k, v in _load_mmcanet()["splits"].items()}
+    """The MMCANet / MPIR spring split, ``load_paper_splits("mmcanet_spring")``:
+    ``{"train": (...37 ROI ids), "val": (s1_17, s1_106), "test": (s1_31, s1_44)}``."""
+    return load_paper_splits("mmcanet_spring")
 
 
 def mmcanet_split_version() -> str:
     """Name and version of the shipped MMCANet split (``mmcanet_spring v1``)."""
-    data = _load_mmcanet()
-    return f"{data['name']} v{data['version']}"
+    return paper_split_version("mmcanet_spring")
 
 
 def mmcanet_out_of_domain_sizes() -> dict[str, int]:

@@ -17,7 +17,8 @@ scaling around the network), numerically equal to it (parity cases ``uncrtaints`
   the full resolution and applied per channel group (``att_group``), padded dates weighted 0.
   ``temporal=False`` is the official mono-temporal pre-training model (``--pretrain``: no L-TAE,
   one date).
-* **Decoder**: 5 MBConv with BatchNorm; a 1x1 conv to 26 channels.
+* **Decoder**: 5 MBConv with BatchNorm; a 1x1 conv to 26 channels. (MBConv lives in
+  :mod:`cloudfree.models.layers.mbconv`, shared with SG-BAF; importable from here too.)
 * **Outputs** (``covmode="diag"``): ``pred = sigmoid(raw[:13])`` (the official mean head
   ``scale_by * sigmoid`` divided back by ``scale_by``) and ``variance = (softplus(raw[13:]) +
   eps) / scale_by**2`` with eps 1e-3 (1e-9 when ``scale_by == 1``), i.e. the official outputs
@@ -47,6 +48,7 @@ from cloudfree.errors import ConfigError
 from cloudfree.models._registry import register_model
 from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelOutput, ModelSpec, OutputSpec
 from cloudfree.models.layers.ltae import LTAE2dTiny
+from cloudfree.models.layers.mbconv import MBConv
 from cloudfree.models.layers.norm import norm_layer
 
 __all__ = ["MBConv", "UnCRtainTS"]
@@ -60,60 +62,6 @@ def _norm(kind: str, channels: int) -> nn.Module:
     if layer is None:
         raise ConfigError("UnCRtainTS's blocks need a norm (batch, instance or group)")
     return layer
-
-
-class _SqueezeExcite(nn.Module):
-    """Channel gates from the global average: Linear (no bias) -> GELU -> Linear -> sigmoid."""
-
-    def __init__(self, inp: int, hidden: int, expansion: float = 0.25) -> None:
-        super().__init__()
-        self.fc = nn.Sequential(
-            nn.Linear(hidden, int(inp * expansion), bias=False),
-            nn.GELU(),
-            nn.Linear(int(inp * expansion), hidden, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate = self.fc(x.mean(dim=(2, 3)))
-        return x * gate[:, :, None, None]
-
-
-class _PreNorm(nn.Module):
-    def __init__(self, dim: int, fn: nn.Module, norm: str) -> None:
-        super().__init__()
-        self.norm = _norm(norm, dim)
-        self.fn = fn
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fn(self.norm(x))
-
-
-class MBConv(nn.Module):
-    """Inverted residual block (expansion > 1, no down-sampling): ``x + fn(norm(x))`` with
-    ``fn`` = 1x1 conv, norm, GELU, depth-wise 3x3 (reflect), norm, GELU, squeeze-excitation,
-    1x1 conv, norm; no biases in the convs."""
-
-    def __init__(self, channels: int, expansion: int = 2, norm: str = "batch") -> None:
-        super().__init__()
-        hidden = int(channels * expansion)
-        fn = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=False),
-            _norm(norm, hidden),
-            nn.GELU(),
-            nn.Conv2d(
-                hidden, hidden, 3, padding=1, padding_mode="reflect", groups=hidden, bias=False
-            ),  # fmt: skip
-            _norm(norm, hidden),
-            nn.GELU(),
-            _SqueezeExcite(channels, hidden),
-            nn.Conv2d(hidden, channels, 1, bias=False),
-            _norm(norm, channels),
-        )
-        self.conv = _PreNorm(channels, fn, norm)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv(x)
 
 
 class _InConv(nn.Module):
