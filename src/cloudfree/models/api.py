@@ -105,6 +105,11 @@ class InputSpec:
         temporal: inputs are time series ``[B, T, C, H, W]`` (else ``[B, C, H, W]``).
         max_dates: most dates T a temporal network takes (None: any).
         needs_sar: the network uses SAR (else ``sar`` is ignored and passed as None).
+        needs_optical: the network reads the optical input. False for SAR-only networks
+            (SAR-to-optical translation, e.g. ``sar2opt``): ``optical`` is still required
+            and checked (its channels, ``optical_channels``, are the band set the network
+            outputs, its size the output's, and it is the cloudy reference of losses and
+            metrics), but its values never change the output. Needs ``needs_sar``.
         needs_dates: ``dates`` must be given (temporal networks with a date encoding).
         optical_channels: optical channels C (None: not checked).
         sar_channels: SAR channels (None: not checked; 0 for optical-only networks).
@@ -119,6 +124,7 @@ class InputSpec:
     temporal: bool = False
     max_dates: int | None = None
     needs_sar: bool = True
+    needs_optical: bool = True
     needs_dates: bool = False
     optical_channels: int | None = 13
     sar_channels: int | None = 2
@@ -132,6 +138,11 @@ class InputSpec:
             raise ConfigError("InputSpec: max_dates needs temporal=True and a value >= 1")
         if self.spatial_multiple < 1:
             raise ConfigError("InputSpec: spatial_multiple must be >= 1")
+        if not self.needs_optical and not self.needs_sar:
+            raise ConfigError(
+                "InputSpec: a network without the optical input (needs_optical=False) needs SAR "
+                "(needs_sar=True)"
+            )
 
 
 @dataclass(frozen=True)
@@ -197,7 +208,7 @@ class ModelSpec:
         parts = ["temporal" if i.temporal else "mono-temporal"]
         if i.max_dates:
             parts[-1] += f" (T <= {i.max_dates})"
-        parts.append("SAR" if i.needs_sar else "no SAR")
+        parts.append("SAR only" if not i.needs_optical else "SAR" if i.needs_sar else "no SAR")
         if i.needs_dates:
             parts.append("dates")
         if o.has_variance:
