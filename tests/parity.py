@@ -21,6 +21,9 @@ Decisions:
   input given to a mono-temporal model loses its T axis.
 * The case directory name is the case; its ``name`` field is our registry name, except where
   :data:`MODEL_OF_CASE` says the case exercises a registered model under another name.
+* An input named ``*_bgr`` holds images in the official BGR channel order (SpA-GAN reads
+  OpenCV images); our models take RGB, so such an input is given with its channels reversed
+  and the image outputs (:data:`MODEL_OUTPUT_FIELD`) are reversed back before comparing.
 """
 
 from __future__ import annotations
@@ -139,6 +142,11 @@ class ParityCase:
             raise ValueError(f"parity case {self.case} has no checkpoint")
         return torch.load(self.checkpoint_path, weights_only=True, map_location="cpu")
 
+    @property
+    def bgr(self) -> bool:
+        """The official images are BGR (an input named ``*_bgr``)."""
+        return any(name.endswith("_bgr") for name in self.meta.get("inputs", {}))
+
     def tolerance(self, output: str) -> dict[str, float]:
         """``{"atol", "rtol"}`` for ``output`` (``tolerance_per_output`` over ``tolerance``)."""
         per = self.meta.get("tolerance_per_output") or {}
@@ -159,6 +167,8 @@ class ParityCase:
                     "to tests/parity.py RUN_MODEL_ARGUMENT or NOT_NETWORK_INPUTS"
                 )
             arg = RUN_MODEL_ARGUMENT[name]
+            if name.endswith("_bgr"):
+                tensor = tensor.flip(-3)  # BGR -> RGB
             args[arg] = ~tensor.to(torch.bool) if name == "pad_mask" else tensor
         if not spec_of(model).inputs.temporal:
             for arg in ("optical", "sar"):
@@ -181,6 +191,8 @@ class ParityCase:
                 continue
             got = getattr(out, field)
             assert got is not None, f"{self.case}: the model returned no {field} for {name!r}"
+            if self.bgr:
+                got = got.flip(-3)  # our RGB output in the official BGR order
             if ref.ndim == got.ndim + 1 and ref.shape[1] == 1:
                 ref = ref[:, 0]  # singleton time axis of the reference
             torch.testing.assert_close(

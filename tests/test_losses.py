@@ -30,7 +30,8 @@ from cloudfree.models import ModelOutput
 
 #: losses of the prediction alone (called with a bare tensor); gaussian_nll needs a variance
 PRED_ONLY = ["carf", "carf_code", "carl", "l1", "l1_ssim", "l2", "mse", "ssim"]
-ALL = sorted([*PRED_ONLY, "gaussian_nll", "gnll", "mgnll"])
+#: gaussian_nll needs a variance, spa_gan an attention map (tests/test_spa_gan.py)
+ALL = sorted([*PRED_ONLY, "gaussian_nll", "gnll", "mgnll", "spa_gan"])
 
 
 def make_batch(

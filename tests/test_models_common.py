@@ -47,6 +47,10 @@ SMALL_KWARGS: dict[str, dict] = {
     "carf": dict(width=16, num_blocks=2, layers_per_block=2, growth=8),
     "dsen2cr*": dict(width=16, num_blocks=2),
     "standin_*": dict(width=4),
+    "sar[_2]opt*": dict(ngf=4, num_downs=6),  # sar_opt_cgan, sar2opt
+    "spa_gan": dict(),  # the official width 32 is fast enough
+    "sgbaf*": dict(width=4, directed_width=8, basic_kernels=(3,), directed_depth=1)
+    | dict(embed_dim=16, transformer_depth=1, num_heads=2, mlp_ratio=2.0),
     "uncrtaints*": dict(width=16, num_heads=4, d_model=32, decoder_blocks=2),
     "utae_cr": dict(encoder_widths=[8, 8, 16], decoder_widths=[8, 8, 16], n_head=4, d_model=16),
     "mmcanet*": dict(

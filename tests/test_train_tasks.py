@@ -341,7 +341,7 @@ def test_patchgan_discriminator() -> None:
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.stride for c in convs] == [(2, 2)] * 3 + [(1, 1)] * 2
     assert [c.out_channels for c in convs] == [64, 128, 256, 512, 1]
-    assert abs(float(torch.cat([c.weight.flatten() for c in convs]).std()) - 0.02) < 0.002
+    assert abs(float(torch.cat([c.weight.detach().flatten() for c in convs]).std()) - 0.02) < 0.002
     assert d.min_size == 24 == discriminator_min_size("patchgan", in_channels=28)
     assert discriminator_min_size("patchgan", in_channels=3, num_layers=2) == 12
     with pytest.raises(ConfigError, match=r"needs inputs of at least 24x24 pixels"):

@@ -1,19 +1,33 @@
 """Named normalisation protocols for optical (S2 DN) and SAR (S1 dB) inputs (SPEC section 1).
 
-=============  ===========================  ==================================================
-protocol       optical                      SAR
-=============  ===========================  ==================================================
-``glf_cr``     clip [0, 10000] / 10000      VV clip [-25, 0], VH clip [-32.5, 0], to [0, 1]
-``uncrtaints`` clip [0, 10000] / 10000      both bands clip [-25, 0], to [0, 1]
-``dsen2cr``    clip [0, 10000] / 2000       as ``glf_cr`` but to [0, 2]
-``allclear``   clip [0, 10000] / 10000      < -40 set to -40, then as ``glf_cr``
-=============  ===========================  ==================================================
+================  ===========================  ==================================================
+protocol          optical                      SAR
+================  ===========================  ==================================================
+``glf_cr``        clip [0, 10000] / 10000      VV clip [-25, 0], VH clip [-32.5, 0], to [0, 1]
+``uncrtaints``    clip [0, 10000] / 10000      both bands clip [-25, 0], to [0, 1]
+``dsen2cr``       clip [0, 10000] / 2000       as ``glf_cr`` but to [0, 2]
+``allclear``      clip [0, 10000] / 10000      < -40 set to -40, then as ``glf_cr``
+``spa_gan_8bit``  clip(DN * 3.5e-4, 0, 1)      as ``glf_cr`` (SpA-GAN is optical only)
+                  in 8-bit levels (k / 255)
+================  ===========================  ==================================================
+
+``spa_gan_8bit`` is the scaling of SpA-GAN's official weights (its registry entry's
+``official_protocol``; the model trains from scratch on ``glf_cr``): the official network reads
+8-bit images / 255, and the parity fixture (``parity/spa_gan_rice1``) made such images from
+Sentinel-2 DN as ``round(clip(DN / 10000 * 3.5, 0, 1) * 255) / 255``. It is linear up to the
+8-bit rounding (``optical_max_dn = optical_divisor = 10000 / 3.5``, so reflectance above 0.2857
+saturates at 1) with ``optical_levels = 255``: the scaled value is rounded to a multiple of
+1/255, half up, computed in float64 (which reproduces the fixture's inputs bit for bit: at DN
+2000 the value is exactly 178.5 levels, which numpy's half-to-even rounding would send to 178).
+Inverting it (:func:`denormalize_optical`) is exact only to half a level (about 5.6 DN).
 
 NaN handling (what the official loaders do, reproduced per protocol):
 
 * ``glf_cr`` and ``dsen2cr`` fill NaN with the image's ``nanmean`` (over all bands) before scaling;
 * ``uncrtaints`` turns NaN into 0 after scaling (``np.nan_to_num``), for both modalities;
-* ``allclear`` turns optical NaN into 0 and SAR NaN into -1 after scaling.
+* ``allclear`` turns optical NaN into 0 and SAR NaN into -1 after scaling;
+* ``spa_gan_8bit`` turns optical NaN into 0 after scaling (black, as an 8-bit image holds no
+  NaN) and fills SAR as ``glf_cr`` (unused by SpA-GAN).
 
 Whatever the fill, every normaliser also returns a boolean validity mask ``[..., H, W]`` that is
 False where any band of the input was NaN or equal to ``nodata``, so downstream code never treats
@@ -63,6 +77,8 @@ class NormalizationProtocol:
     sar_floor_db: float | None = None
     optical_nan: str | float = "nanmean"  # "nanmean" (before scaling) or a value after scaling
     sar_nan: str | float = "nanmean"
+    #: round scaled optical values to multiples of 1 / optical_levels (8-bit images: 255)
+    optical_levels: int | None = None
 
     @property
     def optical_range(self) -> tuple[float, float]:
@@ -91,11 +107,19 @@ PROTOCOLS: dict[str, NormalizationProtocol] = {
     "allclear": NormalizationProtocol(
         "allclear", sar_floor_db=-40.0, optical_nan=0.0, sar_nan=-1.0
     ),
+    "spa_gan_8bit": NormalizationProtocol(
+        "spa_gan_8bit",
+        optical_max_dn=10000.0 / 3.5,
+        optical_divisor=10000.0 / 3.5,
+        optical_nan=0.0,
+        optical_levels=255,
+    ),
 }
 
 
 def get_protocol(protocol: str | NormalizationProtocol) -> NormalizationProtocol:
-    """Look a protocol up by name (``glf_cr``, ``uncrtaints``, ``dsen2cr``, ``allclear``)."""
+    """Look a protocol up by name (``glf_cr``, ``uncrtaints``, ``dsen2cr``, ``allclear``,
+    ``spa_gan_8bit``)."""
     if isinstance(protocol, NormalizationProtocol):
         return protocol
     try:
@@ -146,7 +170,8 @@ def normalize_optical(
 ) -> Normalized:
     """Scale Sentinel-2 DN ``[..., C, H, W]`` to the protocol's range.
 
-    ``pb04_offset=True`` subtracts the processing-baseline 04.00 offset (1000 DN) first.
+    ``pb04_offset=True`` subtracts the processing-baseline 04.00 offset (1000 DN) first. A
+    protocol with ``optical_levels`` rounds the scaled values to its levels (half up).
     Returns the float32 array and the validity mask ``[..., H, W]``.
     """
     p = get_protocol(protocol)
@@ -157,7 +182,11 @@ def normalize_optical(
     if pb04_offset:
         arr = arr - PB04_OFFSET
     arr = _fill_before(arr, bad, p.optical_nan)
-    out = np.clip(arr, 0.0, p.optical_max_dn) / p.optical_divisor
+    if p.optical_levels is None:
+        out = np.clip(arr, 0.0, p.optical_max_dn) / p.optical_divisor
+    else:  # in float64, so that a value exactly half-way between two levels stays there
+        scaled = np.clip(arr.astype(np.float64), 0.0, p.optical_max_dn) / p.optical_divisor
+        out = np.floor(scaled * p.optical_levels + 0.5) / p.optical_levels
     out = _fill_after(out.astype(np.float32, copy=False), bad, p.optical_nan)
     return Normalized(out, ~bad.any(axis=-3))
 

@@ -20,6 +20,7 @@ name              loss
 ``carf``          CARF paper's cloud-weighted MSE + (1 - SSIM) (:class:`CARFLoss`)
 ``carf_code``     CARF public code's masked L1 + L1 + (1 - SSIM) (:class:`CARFCodeLoss`)
 ``gaussian_nll``  Gaussian NLL of mean + variance outputs (:class:`GaussianNLLLoss`)
+``spa_gan``       SpA-GAN's 100 L1 + attention-map MSE (:class:`SpAGANLoss`)
 ================  ====================================================================
 
 Pixels where ``valid_mask`` is False never contribute (see :mod:`cloudfree.losses._common`):
@@ -37,6 +38,7 @@ from cloudfree.losses.carf import CARFCodeLoss, CARFLoss
 from cloudfree.losses.carl import CARLLoss
 from cloudfree.losses.gaussian import GaussianNLLLoss
 from cloudfree.losses.pixel import PixelL1Loss, PixelMSELoss
+from cloudfree.losses.spa_gan import SpAGANLoss
 from cloudfree.losses.ssim import L1SSIMLoss, SSIMLoss
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "PixelL1Loss",
     "PixelMSELoss",
     "SSIMLoss",
+    "SpAGANLoss",
     "build_gan_loss",
     "build_loss",
     "list_gan_losses",

@@ -247,6 +247,9 @@ class CloudRemovalLoss(nn.Module):
     name: ClassVar[str] = ""
     #: the loss needs the output's ``variance`` (uncertainty models); the trainer checks it
     uses_variance: ClassVar[bool] = False
+    #: the loss reads more of the model output than ``pred`` (e.g. an ``extras`` map): the
+    #: trainer then passes it the whole output for every task (``spa_gan``'s attention map)
+    reads_output: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -2,7 +2,9 @@
 
 A registered entry records what a user needs to run the model correctly besides its weights:
 the paper, the normalisation protocol its inputs use, the optical band set, and (optionally) a
-converter that turns a state dict in the official repository's layout into ours.
+converter that turns a state dict in the official repository's layout into ours, with the
+protocol the official weights expect when it is not the one we train with
+(``official_protocol``: SpA-GAN's weights read 8-bit images).
 
 Each entry also carries the model's contract (:class:`~cloudfree.models.api.ModelSpec`: input
 spec, output spec, task kinds), as a fixed spec or as a function of the constructor arguments
@@ -69,6 +71,8 @@ class ModelInfo:
     default_kwargs: Mapping[str, Any] = field(default_factory=dict)
     official_converter: OfficialConverter | None = None
     official_repo: str | None = None
+    #: protocol of the official weights' inputs when it differs from ``protocol`` (None: same)
+    official_protocol: str | None = None
     spec: SpecSource = field(default_factory=ModelSpec)
     default_recipe: str | None = None
     model_class: type[nn.Module] | None = None
@@ -146,6 +150,7 @@ def register_model(
     default_kwargs: Mapping[str, Any] | None = None,
     official_converter: OfficialConverter | None = None,
     official_repo: str | None = None,
+    official_protocol: str | None = None,
     spec: SpecSource | None = None,
     default_recipe: str | None = None,
     model_class: type[nn.Module] | None = None,
@@ -160,6 +165,10 @@ def register_model(
     builder constructs: its signature is what arguments are checked against (so a
     ``TypeError`` raised inside the network is never mistaken for a bad argument).
     ``default_recipe`` names the training recipe ``cloudfree train`` suggests for the model.
+    ``official_protocol`` is the normalisation protocol official checkpoints expect when it
+    differs from ``protocol`` (the one the model is trained with from scratch);
+    :func:`~cloudfree.models.load_official_checkpoint` records it on the model and
+    :func:`~cloudfree.models.load_model` reports it for such a checkpoint.
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -175,6 +184,7 @@ def register_model(
             default_kwargs=dict(default_kwargs or {}),
             official_converter=official_converter,
             official_repo=official_repo,
+            official_protocol=official_protocol,
             spec=spec if spec is not None else ModelSpec(),
             default_recipe=default_recipe,
             model_class=model_class,

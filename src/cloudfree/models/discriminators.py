@@ -13,6 +13,8 @@ are only built by the training engine's adversarial task.
   too small is refused before training), :func:`list_discriminators` lists the names.
 * ``patchgan``: :class:`PatchGANDiscriminator`, the N-layer PatchGAN of pix2pix (Isola et al.,
   CVPR 2017), written from the paper's description.
+* ``spa_gan``: :class:`SpAGANDiscriminator`, SpA-GAN's conditional discriminator (official
+  ``models/dis/dis.py``), two input branches for the condition and the image (see the class).
 
 Choices for ``patchgan`` (documented here because they differ between pix2pix variants):
 
@@ -46,6 +48,7 @@ from cloudfree.errors import ConfigError
 
 __all__ = [
     "PatchGANDiscriminator",
+    "SpAGANDiscriminator",
     "check_discriminator_kwargs",
     "create_discriminator",
     "discriminator_min_size",
@@ -211,3 +214,142 @@ class PatchGANDiscriminator(nn.Module):
                 "use larger crops or fewer layers"
             )
         return self.net(x)
+
+
+_SPA_GAN_HALVINGS = 4  # c0 (both branches), c1, c2, c3: 4x4 convs of stride 2
+
+
+@register_discriminator("spa_gan")
+class SpAGANDiscriminator(nn.Module):
+    """SpA-GAN's discriminator (official ``models/dis/dis.py``, ``_Discriminator``).
+
+    The input ``cat([condition, image])`` is split again: the condition (the cloudy input,
+    ``adversarial.condition: optical``, as the official ``train.py`` feeds ``cat(real_a,
+    fake_b)``) and the image each go through a ``conv 4x4 stride 2`` (to ``width`` channels,
+    with bias) + LeakyReLU(0.2) without normalisation; the two maps are concatenated
+    (condition first) and go through three ``conv 4x4 stride 2`` + norm + LeakyReLU(0.2)
+    blocks (``2 width -> 4 width -> 8 width -> 16 width``: 64 -> 128 -> 256 -> 512 for the
+    official ``width`` 32; these convolutions keep their bias before the norm, as the
+    official ones) and a final ``conv 3x3 stride 1`` (padding 1) to one logit per patch:
+    ``[B, 1, H/16, W/16]`` (floor at each halving).
+
+    Official facts kept: batch norm (``norm="batch"``, affine), LeakyReLU slope 0.2, the
+    official ``weights_init`` (conv weights from N(0, 0.02), conv biases left at PyTorch's
+    default, batch-norm scales from N(1, 0.02) and shifts 0). ``norm`` may also be
+    ``"instance"`` (no affine parameters) or ``"none"``. 2,762,945 parameters for
+    ``in_channels=6`` (RGB condition and image) and ``width=32``.
+
+    Args:
+        in_channels: channels of ``cat([condition, image])`` (set by the trainer).
+        image_channels: channels of the image (the generator's output); None: half of
+            ``in_channels`` (a condition with the image's bands, the official 3 + 3). The
+            rest is the condition, which must have at least one channel (this discriminator
+            is conditional).
+        width: channels of each input branch (official 32).
+        norm: ``"batch"`` (official), ``"instance"`` or ``"none"``.
+
+    Inputs smaller than :meth:`min_input_size` are refused: 16 pixels without a norm (four
+    halvings leave one logit), 32 with one, so that the last norm layer sees at least 2 x 2
+    values per channel (instance norm needs more than one, batch norm too at the official
+    batch size of 1).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_channels: int | None = None,
+        width: int = 32,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        owner = "SpAGANDiscriminator"
+        for arg, value in (("in_channels", in_channels), ("width", width)):
+            _check_positive(arg, value)
+        if image_channels is None:
+            if in_channels % 2:
+                raise ConfigError(
+                    f"{owner}: in_channels {in_channels} is odd, so the image's share cannot be "
+                    "inferred; set discriminator_kwargs.image_channels (the generator's output "
+                    "channels)"
+                )
+            image_channels = in_channels // 2
+        _check_positive("image_channels", image_channels)
+        if image_channels >= in_channels:
+            raise ConfigError(
+                f"{owner}: is conditional: in_channels ({in_channels}) must exceed "
+                f"image_channels ({image_channels}) by the condition's channels (set "
+                "adversarial.condition: optical)"
+            )
+        if norm not in _NORMS:
+            raise ConfigError(f"{owner}: norm must be one of {', '.join(_NORMS)}, got {norm!r}")
+        self.in_channels = in_channels
+        self.image_channels = image_channels
+        self.condition_channels = in_channels - image_channels
+        self.norm = norm
+        slope = 0.2
+        self.condition_in = nn.Sequential(
+            nn.Conv2d(self.condition_channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(slope, inplace=True),
+        )
+        self.image_in = nn.Sequential(
+            nn.Conv2d(image_channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(slope, inplace=True),
+        )
+        layers: list[nn.Module] = []
+        for mult in (2, 4, 8):  # 2 width -> 4 width -> 8 width -> 16 width
+            layers += [
+                nn.Conv2d(mult * width, 2 * mult * width, 4, stride=2, padding=1),
+                _norm(norm, 2 * mult * width),
+                nn.LeakyReLU(slope, inplace=True),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(16 * width, 1, 3, stride=1, padding=1)
+        self._init_weights()
+
+    @staticmethod
+    def min_input_size(norm: str = "batch") -> int:
+        """The smallest input height / width (see the class docstring)."""
+        one_logit = 2**_SPA_GAN_HALVINGS
+        return one_logit if norm == "none" else 2 * one_logit
+
+    @property
+    def min_size(self) -> int:
+        """:meth:`min_input_size` of this discriminator."""
+        return self.min_input_size(self.norm)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, image: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Patch logits ``[B, 1, H/16, W/16]`` of the image given its condition."""
+        owner = "SpAGANDiscriminator"
+        if condition is None:
+            raise ConfigError(
+                f"{owner}: needs the condition (the cloudy input, adversarial.condition: "
+                "optical) next to the image"
+            )
+        condition = condition.to(image.dtype)
+        if (
+            image.ndim != 4
+            or condition.ndim != 4
+            or image.shape[1] != self.image_channels
+            or condition.shape[1] != self.condition_channels
+        ):
+            raise ConfigError(
+                f"{owner}: expects an image [B, {self.image_channels}, H, W] and a condition "
+                f"[B, {self.condition_channels}, H, W], got {tuple(image.shape)} and "
+                f"{tuple(condition.shape)}"
+            )
+        if min(image.shape[-2:]) < self.min_size:
+            raise ConfigError(
+                f"{owner} with norm={self.norm!r} needs inputs of at least "
+                f"{self.min_size}x{self.min_size} pixels, got {tuple(image.shape[-2:])}; "
+                "use larger crops"
+            )
+        h = torch.cat([self.condition_in(condition), self.image_in(image)], dim=1)
+        return self.head(self.body(h))

@@ -15,8 +15,10 @@ Three kinds of path are accepted (:func:`load_model`):
 What every output must record about the weights comes back with the network
 (:class:`LoadedModel`): the registry name, the normalisation protocol and the band set (the
 config's for our directories, the registry entry's for official checkpoints), the path
-actually loaded, its SHA-256 and the kind of source. The optical channel count of the model's
-spec must equal the band set's size. The network is returned in eval mode on ``device``.
+actually loaded, its SHA-256 and the kind of source (for an official checkpoint the
+protocol is the entry's ``official_protocol`` where it has one: SpA-GAN's weights read 8-bit
+images). The optical channel count of the model's spec must equal the band set's size. The
+network is returned in eval mode on ``device``.
 
 The run-directory layout is defined here (and only here); the trainer writes it
 (:mod:`cloudfree.train.run`, :mod:`cloudfree.train.callbacks`) and the loader reads it.
@@ -246,7 +248,7 @@ def load_model(
             )
         model = zoo.load_official_checkpoint(name, p, map_location=dev, **dict(kwargs or {}))
         info = zoo.get_model_info(name)
-        model_name, protocol = name, info.protocol
+        model_name, protocol = name, info.official_protocol or info.protocol
         band_set = get_band_set(info.bands if bands is None else bands)
         sha = zoo.weights_sha256(p)
         source, path = "official", p

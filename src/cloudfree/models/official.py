@@ -128,9 +128,13 @@ def load_official_checkpoint(
 ) -> nn.Module:
     """Build registered model ``name`` with ``kwargs`` and load an official checkpoint into it.
 
-    Returns the model in eval mode on ``map_location``. Raises :class:`InputFileError` when the
-    file is unreadable or its weights do not fit the model (for example a checkpoint of another
-    architecture, or kwargs that do not match the checkpoint's widths).
+    Returns the model in eval mode on ``map_location``. Where the registry entry names an
+    ``official_protocol`` (the official weights expect other inputs than the protocol we train
+    with), ``model.cloudfree_config["protocol"]`` is set to it, so that a conversion saved with
+    :func:`~cloudfree.models.save_pretrained` records the scaling its weights need. Raises
+    :class:`InputFileError` when the file is unreadable or its weights do not fit the model
+    (for example a checkpoint of another architecture, or kwargs that do not match the
+    checkpoint's widths).
     """
     info = get_model_info(name)
     if info.official_converter is None:
@@ -141,6 +145,8 @@ def load_official_checkpoint(
     except ConfigError as exc:
         raise InputFileError(path, f"is not an official {name} checkpoint: {exc}") from None
     model = create_model(name, **kwargs)
+    if info.official_protocol is not None:
+        model.cloudfree_config["protocol"] = info.official_protocol  # type: ignore[index]
     try:
         load_state_dict_strict(model, state)
     except ConfigError as exc:

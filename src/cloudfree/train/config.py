@@ -13,7 +13,7 @@ the error names the bad key and lists the valid keys of its section):
 ``loss``       ``name`` (see :func:`cloudfree.losses.list_losses`), ``kwargs``
 ``optimizer``  ``name`` (adam, adamw, nadam, sgd), ``lr``, ``betas``, ``eps``,
                ``weight_decay``, ``momentum_decay`` (NAdam), ``momentum`` (SGD)
-``scheduler``  ``name`` (none, step, cosine), ``step_size``, ``gamma``, ``interval``
+``scheduler``  ``name`` (none, step, cosine, exponential), ``step_size``, ``gamma``, ``interval``
                (epoch, step), ``t_max``, ``eta_min``
 ``trainer``    Lightning Trainer settings: ``max_steps``, ``max_epochs``, ``devices``,
                ``num_nodes``, ``accelerator``, ``strategy``, ``precision``,
@@ -30,10 +30,10 @@ the error names the bad key and lists the valid keys of its section):
                the defaults below; an error for any other model): ``discriminator``
                (:func:`cloudfree.models.list_discriminators`, default ``patchgan``),
                ``discriminator_kwargs`` (``in_channels`` is set by the trainer),
-               ``condition`` (optical_sar, optical, none: what the discriminator sees next
-               to the image), ``gan_loss`` (lsgan, bce, hinge), ``weight`` (of the adversarial
-               term in the generator loss, 0.01), ``optimizer`` and ``scheduler`` of the
-               discriminator (null: the same settings as the generator's sections)
+               ``condition`` (optical_sar, optical, sar, none: what the discriminator sees
+               next to the image), ``gan_loss`` (lsgan, bce, hinge), ``weight`` (of the
+               adversarial term in the generator loss, 0.01), ``optimizer`` and ``scheduler``
+               of the discriminator (null: the same settings as the generator's sections)
 top level      ``name`` (run name), ``description``, ``seed``, ``out``
 
 Overrides use dotted keys, ``--set optimizer.lr=5e-4`` or ``--set model.kwargs.width=32`` (the
@@ -236,10 +236,12 @@ class SchedulerConfig(_Section):
     ``step``: :class:`~torch.optim.lr_scheduler.StepLR` (``lr *= gamma`` every ``step_size``
     intervals); ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` over
     ``t_max`` intervals (null: ``trainer.max_epochs`` for ``interval: epoch``, the trainer's
-    total optimizer steps for ``interval: step``) down to ``eta_min``.
+    total optimizer steps for ``interval: step``) down to ``eta_min``; ``exponential``:
+    :class:`~torch.optim.lr_scheduler.ExponentialLR` (``lr *= gamma`` every interval; paper
+    003's "decays exponentially by a factor of 0.8" with ``interval: epoch``).
     """
 
-    name: Literal["none", "step", "cosine"] = "none"
+    name: Literal["none", "step", "cosine", "exponential"] = "none"
     step_size: PositiveInt = 5
     gamma: PositiveFloat = 0.5
     interval: Literal["epoch", "step"] = "epoch"
@@ -324,14 +326,16 @@ class AdversarialConfig(_Section):
     are set from the model: the conditioning channels plus the image channels) minimises
     ``gan_loss.discriminator(D(real), D(fake))``. ``condition``: what ``D`` sees next to the
     image: the cloudy optical input and SAR (``optical_sar``, needs a model that uses SAR), the
-    optical input only, or nothing (an unconditional GAN). ``optimizer`` / ``scheduler`` of the
-    discriminator default (null) to the generator's sections. ``weight: 0`` trains the
-    generator on the reconstruction loss alone (the discriminator still learns).
+    optical input only, SAR only (``sar``, needs a model that uses SAR: the input of a
+    SAR-to-optical generator such as ``sar2opt``), or nothing (an unconditional GAN).
+    ``optimizer`` / ``scheduler`` of the discriminator default (null) to the generator's
+    sections. ``weight: 0`` trains the generator on the reconstruction loss alone (the
+    discriminator still learns).
     """
 
     discriminator: str = "patchgan"
     discriminator_kwargs: dict[str, Any] = Field(default_factory=dict)
-    condition: Literal["optical_sar", "optical", "none"] = "optical_sar"
+    condition: Literal["optical_sar", "optical", "sar", "none"] = "optical_sar"
     gan_loss: str = "lsgan"
     weight: NonNegativeFloat = 0.01
     optimizer: OptimizerConfig | None = None

@@ -134,6 +134,8 @@ def scheduler_from_section(
         sched: Any = torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=s.step_size, gamma=s.gamma
         )
+    elif s.name == "exponential":
+        sched = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.gamma)
     else:
         t_max = s.t_max
         if t_max is None:
@@ -285,15 +287,15 @@ class CloudRemovalModule(pl.LightningModule):
         self, batch: dict[str, Any], fake: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(real, fake, condition)`` for the discriminator: the target, the generated image
-        and ``cat(optical[, sar])`` per ``adversarial.condition`` (None for ``none``), each 0
-        at invalid pixels."""
+        and the condition per ``adversarial.condition``: ``cat(optical, sar)``, ``optical``,
+        ``sar`` or None (``none``), each 0 at invalid pixels."""
         adv = self.task_plan.adversarial
         assert adv is not None
         real = batch["target"].to(fake.dtype)
         parts: list[torch.Tensor] = []
         if adv.condition in ("optical", "optical_sar"):
             parts.append(batch["optical"].to(fake.dtype))
-        if adv.condition == "optical_sar":
+        if adv.condition in ("optical_sar", "sar"):
             parts.append(batch["sar"].to(fake.dtype))
         condition = torch.cat(parts, dim=1) if parts else None
         valid = batch.get("valid_mask")

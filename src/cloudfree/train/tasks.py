@@ -5,7 +5,8 @@ kinds come from :func:`cloudfree.models.spec_of` (``spec.tasks``) and the ``task
 ``adversarial`` sections of the config tune them:
 
 * ``regression``: ``loss(pred, batch)`` (the loss receives the bare prediction tensor, exactly
-  as before tasks existed).
+  as before tasks existed), or ``loss(output, batch)`` for a loss that declares
+  ``reads_output`` (it reads ``extras``, e.g. ``spa_gan``'s attention map; any task).
 * ``uncertainty``: ``loss(output, batch)`` with the whole
   :class:`~cloudfree.models.ModelOutput` (mean ``pred`` and ``variance``); the loss must use
   the variance (``gaussian_nll``) unless ``task.allow_loss_without_variance`` is set.
@@ -40,7 +41,8 @@ class TaskPlan:
 
     Attributes:
         tasks: the model's task kinds.
-        loss_takes_output: the loss receives the whole output (uncertainty), else ``pred``.
+        loss_takes_output: the loss receives the whole output (uncertainty, or a loss with
+            ``reads_output``), else ``pred``.
         stage_weights: weights of ``(*stages, pred)`` (multi-stage), else None.
         adversarial: the resolved adversarial settings (optimizer / scheduler filled in from
             the generator's sections), else None.
@@ -66,6 +68,13 @@ def _loss_uses_variance(config: TrainConfig) -> bool:
     except ConfigError as exc:
         raise ConfigError(f"loss: {exc}") from None
     return bool(getattr(loss, "uses_variance", False))
+
+
+def _loss_reads_output(config: TrainConfig) -> bool:
+    from cloudfree.losses import build_loss
+
+    loss = build_loss(config.loss.name, **config.loss.kwargs)  # checked by _loss_uses_variance
+    return bool(getattr(loss, "reads_output", False))
 
 
 def resolve_task(config: TrainConfig, spec: ModelSpec) -> TaskPlan:
@@ -132,7 +141,8 @@ def resolve_task(config: TrainConfig, spec: ModelSpec) -> TaskPlan:
             f"adversarial: model {name!r} does not declare the adversarial task (tasks: "
             f"{kinds}); remove the adversarial section"
         )
-    return TaskPlan(tasks, uncertainty, weights, adversarial, channels)
+    takes_output = uncertainty or _loss_reads_output(config)
+    return TaskPlan(tasks, takes_output, weights, adversarial, channels)
 
 
 def _resolve_adversarial(config: TrainConfig, spec: ModelSpec) -> tuple[AdversarialConfig, int]:
@@ -167,10 +177,10 @@ def _resolve_adversarial(config: TrainConfig, spec: ModelSpec) -> tuple[Adversar
     channels = out
     if adv.condition in ("optical", "optical_sar"):
         channels += optical
-    if adv.condition == "optical_sar":
+    if adv.condition in ("optical_sar", "sar"):
         if not i.needs_sar or not i.sar_channels:
             raise ConfigError(
-                f"adversarial.condition: 'optical_sar' needs a model that uses SAR; model "
+                f"adversarial.condition: {adv.condition!r} needs a model that uses SAR; model "
                 f"{name!r} does not (use 'optical' or 'none')"
             )
         channels += i.sar_channels
