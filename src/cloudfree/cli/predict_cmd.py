@@ -36,12 +36,16 @@ def _path(**kw: object) -> click.Path:
     type=_path(),
     multiple=True,
     help="Sentinel-1 (VV, VH in dB), any CRS/grid: a GeoTIFF or a folder of VV/VH files "
-    "(one per --optical, same order).",
+    "(one per --optical, same order). Optional for a model that uses no SAR ('no SAR' in "
+    "`cloudfree models list`, e.g. spa_gan) and for --composite: without it no S1 is read. "
+    "Given to such a model it is still read, checked and aligned, and its footprint limits "
+    "the output (same pixels as a SAR model's), but its values are not used.",
 )
 @click.option(
     "--series",
     type=_path(),
-    help="Time series as a CSV with columns date,optical,sar[,mask] (instead of --optical/--sar).",
+    help="Time series as a CSV with columns date,optical,sar[,mask] (instead of --optical/--sar; "
+    "sar may be absent for a model that uses no SAR or a composite).",
 )
 @click.option(
     "--target-date",
@@ -57,7 +61,8 @@ def _path(**kw: object) -> click.Path:
     "--list",
     "scene_list",
     type=_path(),
-    help="CSV of scenes (header optical,sar[,out,mask,quicklook]); use with --out-dir.",
+    help="CSV of scenes (header optical,sar[,out,mask,quicklook]; sar may be absent or empty "
+    "for a model that uses no SAR); use with --out-dir.",
 )
 @click.option("--out-dir", type=_path(), help="Output directory of --list mode.")
 @click.option(
@@ -182,11 +187,14 @@ def predict(
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Remove clouds from whole Sentinel-2 scenes with Sentinel-1 (no target needed).
+    """Remove clouds from whole Sentinel-2 scenes, with Sentinel-1 (no target needed).
 
     \b
     One scene:
       cloudfree predict --optical CLOUDY.tif --sar S1.tif --weights DIR --out OUT.tif
+    One scene with an optical-only model (no SAR; --sar is optional for such models):
+      cloudfree predict --optical CLOUDY.tif --weights checkpoint.pth --model spa_gan
+        --out OUT.tif
     Many scenes (resumable; under torchrun each process takes scene i if i % WORLD_SIZE == RANK):
       cloudfree predict --list scenes.csv --out-dir OUT/ --weights DIR
     A time series of one area (a temporal model, or a composite without any model):
@@ -196,6 +204,12 @@ def predict(
 
     The output has the optical file's CRS, transform and size, one band per model band (named),
     tags naming the model, weights SHA-256, normalisation protocol and tiling.
+
+    --sar is optional for models that use no SAR ('no SAR' in `cloudfree models list`, e.g.
+    spa_gan) and for --composite, required for every other model; the same holds for the sar
+    column of --list and --series. Given to a model that uses no SAR, S1 is still read and
+    checked and limits the output to its footprint; leave it out to predict every valid
+    optical pixel.
     """
     from cloudfree.cli.models_cmd import parse_assignments
     from cloudfree.predict import (
@@ -241,14 +255,12 @@ def predict(
                 "mask) or use --quicklooks"
             )
     else:
-        missing = [
-            n
-            for n, v in (("--optical", optical_one), ("--sar", sar_one), ("--out", out))
-            if v is None
-        ]
+        missing = [n for n, v in (("--optical", optical_one), ("--out", out)) if v is None]
         if missing:
+            # --sar is checked once the model is loaded (optional for optical-only models)
+            also = "; and --sar unless the model uses no SAR" if sar_one is None else ""
             raise ConfigError(
-                f"missing {', '.join(missing)} (or use --list scenes.csv --out-dir DIR)"
+                f"missing {', '.join(missing)}{also} (or use --list scenes.csv --out-dir DIR)"
             )
         if out_dir is not None or quicklooks:
             raise ConfigError("--out-dir and --quicklooks belong to --list mode")
@@ -285,7 +297,8 @@ def predict(
     loaded = load_model(weights, name=model_name, kwargs=parse_assignments(args), device=dev)
 
     if jobs is None:
-        assert optical_one is not None and sar_one is not None and out is not None
+        assert optical_one is not None and out is not None
+        _note_unused_sar(loaded, sar_one is not None, "--sar")
         r = predict_scene(loaded, optical_one, sar_one, out, options)
         extra = (
             f", {100 * r.replaced_fraction:.1f} % replaced"
@@ -305,6 +318,7 @@ def predict(
             click.echo(warning, err=True)
         return
 
+    _note_unused_sar(loaded, any(j.sar is not None for j in jobs), "the sar column")
     res = predict_many(
         loaded,
         jobs,
@@ -322,6 +336,18 @@ def predict(
     if res.failed:
         lines = "; ".join(f"line {j.line}: {msg}" for j, msg in res.failed)
         raise click.ClickException(f"{len(res.failed)} scene(s) failed: {lines}")
+
+
+def _note_unused_sar(loaded: Any, given: bool, what: str) -> None:
+    """On stderr: S1 was given to a network that does not use it (it still limits the output)."""
+    from cloudfree.predict.scene import needs_sar
+
+    if given and getattr(loaded, "model", None) is not None and not needs_sar(loaded):
+        click.echo(
+            f"note: model {loaded.name!r} uses no SAR; {what} is only read and checked, and the "
+            "output is limited to the S1 footprint (leave it out to predict every optical pixel)",
+            err=True,
+        )
 
 
 def _predict_series(
@@ -376,6 +402,7 @@ def _predict_series(
             device=resolve_device(device),
             temporal=True,
         )
+        _note_unused_sar(predictor, any(it.sar is not None for it in items), "--sar")
     r = predict_time_series(predictor, items, out, options, target_date=target_date)
     what = "composite" if composite else "prediction"
     click.echo(

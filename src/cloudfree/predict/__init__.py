@@ -1,8 +1,9 @@
 """Cloud removal for whole georeferenced scenes (``cloudfree predict``).
 
 * :func:`load_model` - the network from a pretrained directory or an official checkpoint;
-* :func:`predict_scene` - one scene of any size: S1 warped onto the S2 grid window by window,
-  tiled inference with blended overlaps, bounded memory, atomic GeoTIFF output on the S2 grid;
+* :func:`predict_scene` - one scene of any size: S1 warped onto the S2 grid window by window
+  (no S1 at all for a model that uses no SAR), tiled inference with blended overlaps, bounded
+  memory, atomic GeoTIFF output on the S2 grid;
 * :func:`read_scene_list` / :func:`predict_many` - many scenes from a CSV, resumable, sharded
   between ``torchrun`` processes.
 

@@ -6,8 +6,11 @@ CSV format (header row required, column names case-insensitive)::
     cloudy/T32TQM_20230611.tif,s1/T32TQM_20230610.tif,,,
     ...
 
-``optical`` and ``sar`` are required; ``out``, ``mask`` (used with ``--keep-clear``) and
-``quicklook`` are optional (the columns may be absent or the cells empty).
+``optical`` is required; ``sar``, ``out``, ``mask`` (used with ``--keep-clear``) and
+``quicklook`` are optional (the columns may be absent or the cells empty). A scene without
+``sar`` is predicted from its optical image alone, which only a model that uses no SAR (its
+spec's ``needs_sar`` is False, e.g. ``spa_gan``) accepts: :func:`predict_many` refuses the
+whole list up front, naming the lines, when the model needs SAR and a row has none.
 
 Decisions:
 
@@ -43,6 +46,7 @@ from cloudfree.io.atomic import remove_stale_temporaries
 from cloudfree.predict.scene import (
     PredictOptions,
     PredictResult,
+    check_sar_given,
     predict_scene,
     sar_coverage_warning,
 )
@@ -57,8 +61,9 @@ __all__ = [
     "shard",
 ]
 
-_REQUIRED = ("optical", "sar")
-_OPTIONAL = ("out", "mask", "quicklook")
+_REQUIRED = ("optical",)
+#: ``sar`` may be absent (optical-only models); it comes first in messages about the header
+_OPTIONAL = ("sar", "out", "mask", "quicklook")
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ class SceneJob:
     index: int
     line: int
     optical: Path
-    sar: Path
+    #: None: no S1 for this scene (a model that uses no SAR only)
+    sar: Path | None
     out: Path
     mask: Path | None = None
     quicklook: Path | None = None
@@ -137,11 +143,16 @@ def read_scene_list(
     missing = [c for c in _REQUIRED if c not in cols]
     unknown = [c for c in cols if c not in _REQUIRED + _OPTIONAL]
     if missing or unknown:
+        # an unknown column next to an absent sar is most likely a misspelt sar: say both
+        if unknown and "sar" not in cols:
+            missing.append("sar")
+        problems = [f"missing {','.join(missing)}"] if missing else []
+        problems += [f"unknown {','.join(unknown)}"] if unknown else []
         raise InputFileError(
             p,
-            f"line {header_line}: header must name the columns optical,sar and optionally "
-            f"{','.join(_OPTIONAL)}; "
-            + (f"missing {','.join(missing)}" if missing else f"unknown {','.join(unknown)}"),
+            f"line {header_line}: header must name the columns optical,sar (sar may be left "
+            f"out for a model that uses no SAR) and optionally {','.join(_OPTIONAL[1:])}; "
+            + "; ".join(problems),
         )
     if len(set(cols)) != len(cols):
         raise InputFileError(p, f"line {header_line}: duplicate column names in the header")
@@ -171,7 +182,7 @@ def read_scene_list(
                 index=len(jobs),
                 line=line,
                 optical=optical,
-                sar=_resolve(base, cell["sar"]),
+                sar=_resolve(base, cell["sar"]) if cell.get("sar") else None,
                 out=out,
                 mask=_resolve(base, cell["mask"]) if cell.get("mask") else None,
                 quicklook=_resolve(out_root, cell["quicklook"]) if cell.get("quicklook") else None,
@@ -236,6 +247,12 @@ def predict_many(
     say = on_message or (lambda _m: None)
     if not options.keep_clear and any(j.mask is not None for j in jobs):
         raise ConfigError("the scene list names masks; they are only used with --keep-clear")
+    no_sar = [j.line for j in jobs if j.sar is None]
+    if no_sar:
+        more = f" and {len(no_sar) - 5} more" if len(no_sar) > 5 else ""
+        shown = ", ".join(str(n) for n in no_sar[:5])
+        check_sar_given(loaded, None, f"a sar path on every line (none on line(s) {shown}{more})")
+
     mine = shard(jobs, rank, world_size)
     result = BatchResult(rank=rank, world_size=world_size, assigned=len(mine))
     bar = tqdm(

@@ -3,8 +3,8 @@
 Pipeline (every step window by window, memory bounded by the scene *width* and the tile size):
 
 1. The optical file's bands are mapped to the model's band set (:mod:`cloudfree.predict.inputs`)
-   and S1 is put onto the optical grid (:class:`~cloudfree.predict.align.SarOnGrid`).
-2. Tiles (:class:`~cloudfree.predict.tiling.TileGrid`) are read from both inputs, normalised with
+   and S1, when given, is put onto the optical grid (:class:`~cloudfree.predict.align.SarOnGrid`).
+2. Tiles (:class:`~cloudfree.predict.tiling.TileGrid`) are read from the inputs, normalised with
    the model's protocol (:func:`~cloudfree.normalization.normalize_optical` /
    :func:`~cloudfree.normalization.normalize_sar`), batched through the network and blended into
    a :class:`~cloudfree.predict.tiling.RowAccumulator`; finished row chunks are written by a
@@ -13,6 +13,18 @@ Pipeline (every step window by window, memory bounded by the scene *width* and t
 
 Decisions:
 
+* **Without SAR** (``sar=None``). Allowed only for a model whose spec says
+  ``needs_sar=False`` (optical-only networks such as ``spa_gan``, ``dsen2cr_no_sar``); any other
+  model is refused with a :class:`ConfigError` naming it before anything is read or written.
+  Nothing of S1 is then opened, aligned or tiled: the network is called with ``sar=None``,
+  a pixel counts as predictable where the optical input is valid, the tags say
+  ``SOURCE_SAR=none`` / ``SAR_RESAMPLING=none (no SAR)`` and
+  :attr:`PredictResult.sar_coverage` is None.
+* **SAR given to an optical-only model** keeps the behaviour of every other model: S1 is read,
+  checked and aligned, its footprint and nodata limit the output (the pixel set is that of a
+  SAR model run on the same pair, so the two outputs compare on equal pixels, as the demo
+  does), and its values never reach the network (:func:`~cloudfree.models.api.run_model`
+  drops them). Leave S1 out to predict every valid optical pixel.
 * **Invalid pixels.** Optical nodata/NaN and S1 nodata/NaN (or outside the S1 footprint) are
   invalid. They are filled for the network with the protocol's own fill (``normalize_*``:
   nanmean of the tile for ``glf_cr``/``dsen2cr``, a constant for ``uncrtaints``/``allclear``),
@@ -63,7 +75,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +111,8 @@ __all__ = [
     "OUTPUT_DTYPES",
     "PredictOptions",
     "PredictResult",
+    "check_sar_given",
+    "needs_sar",
     "predict_scene",
     "sar_coverage_warning",
 ]
@@ -191,7 +205,7 @@ class PredictResult:
     seconds: float
     quicklook: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
-    #: Fraction of valid optical pixels with a valid S1 value (None: nothing was read).
+    #: Fraction of valid optical pixels with a valid S1 value (None: no S1 was read).
     sar_coverage: float | None = None
     #: ``--keep-clear``: fraction of the scene flagged for replacement but kept as input
     #: because no prediction was possible there (no valid S1).
@@ -200,10 +214,11 @@ class PredictResult:
     std_path: Path | None = None
 
 
-def sar_coverage_warning(result: PredictResult, sar: str | os.PathLike[str]) -> str | None:
+def sar_coverage_warning(result: PredictResult, sar: str | os.PathLike[str] | None) -> str | None:
     """The warning for a scene whose S1 covers only part of the valid optical pixels (None
-    when it covers all): the percentage, and what the output holds where S1 is missing."""
-    if result.sar_coverage is None or result.sar_coverage >= 1.0:
+    when it covers all, or when no S1 was given): the percentage, and what the output holds
+    where S1 is missing."""
+    if sar is None or result.sar_coverage is None or result.sar_coverage >= 1.0:
         return None
     if result.kept_unpredicted_fraction:
         what = (
@@ -221,11 +236,13 @@ def sar_coverage_warning(result: PredictResult, sar: str | os.PathLike[str]) -> 
 
 
 # ----------------------------------------------------------------------------- helpers
-def _run_inputs(loaded: LoadedModel, optical: Path, sar: Path, mask: Path | None) -> list[Path]:
-    """Every file the run reads: optical, SAR, mask and the weights (a file, or a directory's
-    files), for :func:`cloudfree.io.outputs.check_output`."""
+def _run_inputs(
+    loaded: LoadedModel, optical: Path, sar: Path | None, mask: Path | None
+) -> list[Path]:
+    """Every file the run reads: optical, SAR (when given), mask and the weights (a file, or a
+    directory's files), for :func:`cloudfree.io.outputs.check_output`."""
     weights = Path(loaded.weights_path)
-    files = [*raster_files(optical), *raster_files(sar), weights]
+    files = [*raster_files(optical), *(raster_files(sar) if sar is not None else []), weights]
     files += [mask] if mask is not None else []
     if weights.is_dir():
         files += [f for f in weights.iterdir() if f.is_file()]
@@ -373,11 +390,28 @@ def _rule_based_mask(
     return _ReplaceMask(replace, None, 0, desc)
 
 
+def needs_sar(loaded: Any) -> bool:
+    """Whether the loaded network uses SAR (its spec's ``needs_sar``; a predictor without a
+    network, such as a temporal composite, uses none)."""
+    model = getattr(loaded, "model", None)
+    return model is not None and spec_of(model).inputs.needs_sar
+
+
+def check_sar_given(loaded: Any, sar: object | None, what: str = "--sar S1.tif") -> None:
+    """Raise :class:`ConfigError` when ``sar`` is None but the network needs SAR (one line
+    naming the model and what to give: ``what``)."""
+    if sar is None and needs_sar(loaded):
+        raise ConfigError(
+            f"model {loaded.name!r} needs Sentinel-1: give {what} (only models that use no "
+            "SAR, 'no SAR' in `cloudfree models list`, e.g. spa_gan, run on the optical alone)"
+        )
+
+
 # ----------------------------------------------------------------------------- predict
 def predict_scene(
     loaded: LoadedModel,
     optical: str | os.PathLike[str],
-    sar: str | os.PathLike[str],
+    sar: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],
     options: PredictOptions | None = None,
     *,
@@ -389,7 +423,8 @@ def predict_scene(
     Args:
         loaded: the network (:func:`cloudfree.predict.load_model`).
         optical: cloudy Sentinel-2 GeoTIFF (L1C DN; see :class:`PredictOptions.file_bands`).
-        sar: Sentinel-1 GeoTIFF (VV, VH in dB), any CRS/resolution/extent overlapping the scene.
+        sar: Sentinel-1 GeoTIFF (VV, VH in dB), any CRS/resolution/extent overlapping the scene;
+            None for a model that uses no SAR (module docstring: nothing of S1 is read then).
         out: output GeoTIFF (written atomically).
         options: tiling, output and compositing settings.
         progress_position: tqdm ``position`` of the tile bar (list mode stacks bars).
@@ -401,8 +436,10 @@ def predict_scene(
     """
     opts = options or PredictOptions()
     opts.validate()
+    check_sar_given(loaded, sar)
     t0 = time.perf_counter()
-    optical, sar, out = Path(optical), Path(sar), Path(out)
+    optical, out = Path(optical), Path(out)
+    sar = Path(sar) if sar is not None else None
     inputs = _run_inputs(loaded, optical, sar, opts.mask)
     check_output(out, inputs=inputs, overwrite=opts.overwrite)
     if opts.quicklook is not None:
@@ -438,7 +475,12 @@ def predict_scene(
         try:
             check_optical_file(src, info, bandmap, nodata, opts.optical_scale)
             s1_opts = {"units": opts.sar_units, "nodata": opts.sar_nodata, "bands": opts.sar_bands}
-            with SarOnGrid(sar, info, **s1_opts) as s1:
+            with ExitStack() as stack:
+                s1 = (
+                    stack.enter_context(SarOnGrid(sar, info, **s1_opts))
+                    if sar is not None
+                    else None
+                )
                 if opts.keep_clear:
                     if opts.mask is not None:
                         dil = opts.mask_dilation or 0
@@ -530,8 +572,8 @@ def _tags(
     loaded: LoadedModel,
     opts: PredictOptions,
     optical: Path,
-    sar: Path,
-    s1: SarOnGrid,
+    sar: Path | None,
+    s1: SarOnGrid | None,
     nodata: float | None,
     replace: _ReplaceMask | None,
     bandmap: BandMap,
@@ -551,10 +593,10 @@ def _tags(
         "BLENDING": "separable sin^2 ramp over the overlap",
         "PB04_OFFSET_REMOVED": str(bool(opts.pb04_offset)),
         "OPTICAL_NODATA": "none" if nodata is None else repr(nodata),
-        "SAR_RESAMPLING": s1.resampling_name,
+        "SAR_RESAMPLING": s1.resampling_name if s1 is not None else "none (no SAR)",
         "KEEP_CLEAR": "False" if replace is None else f"True: {replace.desc}",
         "SOURCE_OPTICAL": optical.name,
-        "SOURCE_SAR": sar.name,
+        "SOURCE_SAR": sar.name if sar is not None else "none",
     }
     if bandmap.fills:
         tags["FILLED_BANDS"] = f"{bandmap.describe()} (constant input, not observed)"
@@ -570,7 +612,7 @@ class _SceneRun:
         opts: PredictOptions,
         info: RasterInfo,
         src: Any,
-        s1: SarOnGrid,
+        s1: SarOnGrid | None,
         bandmap: BandMap,
         nodata: float | None,
         grid: TileGrid,
@@ -625,7 +667,9 @@ class _SceneRun:
             seconds=seconds,
             quicklook=quicklook,
             tags=tags,
-            sar_coverage=(self.n_both / self.n_opt) if self.n_opt else None,
+            sar_coverage=(
+                (self.n_both / self.n_opt) if self.n_opt and self.s1 is not None else None
+            ),
             kept_unpredicted_fraction=(self.n_kept_unpredicted / n_pix) if masked else None,
             std_path=std_path,
         )
@@ -640,7 +684,9 @@ class _SceneRun:
             arr *= self.factor  # 0..1 reflectance to DN (--optical-scale reflectance)
         return self.bandmap.assemble(arr)
 
-    def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``(optical, sar, flags)`` of one tile; without S1, ``sar`` is None and the SAR flag
+        repeats the optical one (nothing else limits the prediction)."""
         g, p = self.grid, self.loaded.protocol
         window = Window(col, row, g.tile_w, g.tile_h)
         opt, opt_valid = normalize_optical(
@@ -649,15 +695,20 @@ class _SceneRun:
             pb04_offset=self.opts.pb04_offset,
             nodata=None if self.nodata is None else self.nodata * float(self.factor),
         )
-        sar, sar_valid = normalize_sar(self.s1.read(window), p, bands=SAR_BANDS)
+        sar: np.ndarray | None = None
+        sar_valid = opt_valid
+        if self.s1 is not None:
+            sar, sar_valid = normalize_sar(self.s1.read(window), p, bands=SAR_BANDS)
         flags = opt_valid.astype(np.uint8) * _OPT_VALID + sar_valid.astype(np.uint8) * _SAR_VALID
         return opt, sar, flags
 
     # -------------------------------------------------------------- network
-    def _run_batch(self, opt: list[np.ndarray], sar: list[np.ndarray]) -> np.ndarray:
+    def _run_batch(self, opt: list[np.ndarray], sar: list[np.ndarray | None]) -> np.ndarray:
         dev = self.loaded.device
         xo = torch.from_numpy(np.stack(opt)).to(dev)
-        xs = torch.from_numpy(np.stack(sar)).to(dev)
+        xs = None
+        if sar[0] is not None:
+            xs = torch.from_numpy(np.stack(sar)).to(dev)  # type: ignore[arg-type]
         with torch.inference_mode():
             out = run_model(self.loaded.model, optical=xo, sar=xs)
         y = out.pred
@@ -684,7 +735,7 @@ class _SceneRun:
         rgb: list[int],
         position: int,
         on_tile: Callable[[int], None] | None,
-        sar_path: Path,
+        sar_path: Path | None,
     ) -> Any:
         from tqdm.auto import tqdm
 
@@ -729,6 +780,10 @@ class _SceneRun:
             bar.close()
         if self.n_opt == 0:
             raise InputFileError(self.info.path, "has no valid pixel (everything is nodata)")
+        if sar_path is None:
+            if self.n_written == 0:
+                raise InputFileError(self.info.path, "has no pixel the model could predict")
+            return quick.render() if quick is not None else None
         if self.n_sar == 0:
             raise InputFileError(
                 sar_path,

@@ -8,8 +8,16 @@ trained model, a temporal composite (``least_cloudy``, ``mosaic``, ``most_recent
 Decisions:
 
 * **Inputs** are pairs (S2, S1) per date, in the order given (``--optical`` / ``--sar`` lists of
-  equal length, or a CSV with columns ``date, optical, sar[, mask]``). A date comes from the CSV,
-  else from the S2 file's tags (``DATE``, ``ACQUISITION_DATE``,
+  equal length, or a CSV with columns ``date, optical, sar[, mask]``), or S2 alone on every
+  date (no ``--sar``; a CSV without a ``sar`` column or with all its cells empty) for a
+  predictor that uses no SAR: a temporal network whose spec says ``needs_sar=False`` (e.g.
+  ``utae_cr`` / ``uncrtaints`` built with ``in_sar=0``) or a composite. S1 on some dates only
+  is an error (a series has S1 on every date or on none); a network that needs SAR without
+  any is an error naming it. Without S1 nothing of it is opened or warped, the network gets
+  ``sar=None`` and the tags say ``SOURCE_SAR=none``. S1 given to a predictor that does not
+  use it is still opened, checked and warped (a network: its validity limits the output, as
+  in :func:`cloudfree.predict.predict_scene`; a composite: its values are never read).
+  A date comes from the CSV, else from the S2 file's tags (``DATE``, ``ACQUISITION_DATE``,
   ``DATATAKE_1_DATATAKE_SENSING_START`` or ``TIFFTAG_DATETIME``), else from its name
   (``2018-06-01``, ``20180601`` as in ``..._20180601T103021_...``, ``2018_06_01``); a file
   without any is an error naming it.
@@ -31,8 +39,8 @@ Decisions:
   and dilated by 2 px; with ``replace_shadow`` its shadow class too. Composites run in the
   ``uncrtaints`` scaling (DN / 10000), output DN. Pixels no date saw clear get the least cloudy
   date's value; their fraction is reported (``PredictResult.tags["NO_CLEAR_FRACTION"]``).
-* A pixel is predicted where at least one date has valid optical and SAR values (composites:
-  valid optical); elsewhere the output is nodata.
+* A pixel is predicted where at least one date has valid optical and SAR values (composites,
+  and networks without S1: valid optical); elsewhere the output is nodata.
 * A composite also writes ``<out stem>_no_clear.tif`` (uint8, 1 where no date was clear), under
   the same overwrite rules as the output.
 """
@@ -77,6 +85,7 @@ from cloudfree.predict.scene import (
     _rule_based_mask,
     _SceneRun,
     _tags,
+    check_sar_given,
     optional_std_writer,
     output_writer,
     std_output_path,
@@ -109,7 +118,8 @@ class DatedInput:
 
     date: dt.date
     optical: Path
-    sar: Path
+    #: None: no S1 for this date (predictors that use no SAR; all dates or none)
+    sar: Path | None
     mask: Path | None = None
 
 
@@ -165,8 +175,11 @@ def dated_inputs(
     dates: Sequence[str | dt.date] | None = None,
     masks: Sequence[str | os.PathLike[str] | None] | None = None,
 ) -> tuple[list[DatedInput], str | None]:
-    """The series in time order, and a note when it had to be sorted (module docstring)."""
-    if len(optical) != len(sar):
+    """The series in time order, and a note when it had to be sorted (module docstring).
+
+    ``sar`` holds one S1 file per optical file (same order), or nothing at all (no S1 on any
+    date; only predictors that use no SAR accept such a series)."""
+    if sar and len(optical) != len(sar):
         raise ConfigError(
             f"{len(optical)} optical file(s) but {len(sar)} SAR file(s): give one S1 image per "
             "S2 date, in the same order"
@@ -176,7 +189,8 @@ def dated_inputs(
     if dates is not None and len(dates) != len(optical):
         raise ConfigError(f"{len(dates)} date(s) for {len(optical)} optical file(s)")
     items = []
-    for k, (o, s) in enumerate(zip(optical, sar)):
+    sars: Sequence[str | os.PathLike[str] | None] = sar if sar else [None] * len(optical)
+    for k, (o, s) in enumerate(zip(optical, sars)):
         if dates is not None:
             d = dates[k]
             if isinstance(d, str):
@@ -193,7 +207,8 @@ def dated_inputs(
                     "YYYYMMDD); list the series in a CSV with a date column (--series)",
                 )
         mask = None if masks is None or masks[k] in (None, "") else Path(masks[k])  # type: ignore[arg-type]
-        items.append(DatedInput(d, Path(o), Path(s), mask))
+        items.append(DatedInput(d, Path(o), Path(s) if s not in (None, "") else None, mask))
+    _check_sar_on_all_or_none(items)
     seen: dict[dt.date, Path] = {}
     for it in items:
         if it.date in seen:
@@ -210,18 +225,31 @@ def dated_inputs(
     return ordered, note
 
 
+def _check_sar_on_all_or_none(items: Sequence[DatedInput]) -> None:
+    without = [it for it in items if it.sar is None]
+    if without and len(without) != len(items):
+        raise ConfigError(
+            f"{len(without)} of {len(items)} dates have no SAR file (e.g. "
+            f"{without[0].optical.name}); give S1 on every date or on none"
+        )
+
+
 def read_series_csv(path: str | os.PathLike[str]) -> tuple[list[DatedInput], str | None]:
-    """A series from a CSV with columns ``date, optical, sar[, mask]`` (paths relative to the
-    CSV's folder)."""
+    """A series from a CSV with columns ``date, optical[, sar][, mask]`` (paths relative to the
+    CSV's folder; ``sar`` absent or empty on every row: no S1, module docstring)."""
     p = Path(path)
     try:
         with open(p, newline="") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputFileError(p, f"is not a readable CSV ({exc})") from None
-    need = {"date", "optical", "sar"}
+    need = {"date", "optical"}
     if not rows or not need <= set(rows[0]):
-        raise InputFileError(p, "needs a header row with the columns date, optical, sar[, mask]")
+        raise InputFileError(
+            p,
+            "needs a header row with the columns date, optical, sar[, mask] (sar may be left "
+            "out for a predictor that uses no SAR)",
+        )
 
     def rel(v: str) -> Path:
         q = Path(v.strip())
@@ -229,7 +257,7 @@ def read_series_csv(path: str | os.PathLike[str]) -> tuple[list[DatedInput], str
 
     return dated_inputs(
         [rel(r["optical"]) for r in rows],
-        [rel(r["sar"]) for r in rows],
+        [rel(r["sar"]) if (r.get("sar") or "").strip() else None for r in rows],
         [r["date"].strip() for r in rows],
         [rel(r["mask"]) if r.get("mask", "").strip() else None for r in rows],
     )
@@ -317,7 +345,7 @@ def _not_clear_mask(
 class _SeriesRun(_SceneRun):
     """The tile loop of :func:`predict_scene` on a time series: a tile is ``[T, C, h, w]``;
     for a composite the second array holds the dates' not-clear flags ``[T, 1, h, w]``
-    instead of SAR."""
+    instead of SAR; without S1 (``sars`` empty) a network's second array is None."""
 
     def __init__(
         self,
@@ -334,33 +362,34 @@ class _SeriesRun(_SceneRun):
         grid: TileGrid,
         replace: Any,
     ) -> None:
+        first = sars[0] if sars else None
         super().__init__(
-            predictor, opts, info, target_src, sars[0], target_bandmap, nodata, grid, replace
+            predictor, opts, info, target_src, first, target_bandmap, nodata, grid, replace
         )
         self.readers, self.sars, self.days, self.not_clear = readers, sars, days, not_clear
 
-    def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _tile(self, row: int, col: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         g, p = self.grid, self.loaded.protocol
         window = Window(col, row, g.tile_w, g.tile_h)
         optical, second, opt_ok, ok = [], [], None, None
-        for k, (reader, s1) in enumerate(zip(self.readers, self.sars)):
+        for k, reader in enumerate(self.readers):
             o, ov = normalize_optical(reader.read(window), p, pb04_offset=self.opts.pb04_offset)
             optical.append(o)
             opt_ok = ov if opt_ok is None else opt_ok | ov
-            if self.not_clear is None:
-                sv_arr, sv = normalize_sar(s1.read(window), p, bands=SAR_BANDS)
-                second.append(sv_arr)
-                ok = ov & sv if ok is None else ok | (ov & sv)
-            else:
+            if self.not_clear is not None:
                 flags = self.not_clear[k][row : row + g.tile_h, col : col + g.tile_w]
                 second.append(flags[None].astype(np.float32))
+            elif self.sars:
+                sv_arr, sv = normalize_sar(self.sars[k].read(window), p, bands=SAR_BANDS)
+                second.append(sv_arr)
+                ok = ov & sv if ok is None else ok | (ov & sv)
         assert opt_ok is not None
-        if ok is None:  # a composite needs no SAR
+        if ok is None:  # a composite, or a network without S1: valid optical suffices
             ok = opt_ok
         flags = opt_ok.astype(np.uint8) * _OPT_VALID + ok.astype(np.uint8) * _SAR_VALID
-        return np.stack(optical), np.stack(second), flags
+        return np.stack(optical), (np.stack(second) if second else None), flags
 
-    def _run_batch(self, opt: list[np.ndarray], sar: list[np.ndarray]) -> np.ndarray:
+    def _run_batch(self, opt: list[np.ndarray], sar: list[np.ndarray | None]) -> np.ndarray:
         xo = torch.from_numpy(np.stack(opt))
         n, t = xo.shape[:2]
         dates = torch.from_numpy(self.days)[None].expand(n, t)
@@ -374,9 +403,12 @@ class _SeriesRun(_SceneRun):
             self.tiles_run += n
             return pred.float().numpy()
         dev = self.loaded.device
+        xs = None
+        if sar[0] is not None:
+            xs = torch.from_numpy(np.stack(sar)).to(dev)  # type: ignore[arg-type]
         batch = ModelBatch(
             xo.to(dev),
-            torch.from_numpy(np.stack(sar)).to(dev),
+            xs,
             dates.to(dev),
             torch.ones(n, t, dtype=torch.bool, device=dev),
         )
@@ -394,7 +426,9 @@ def no_clear_path(out: Path) -> Path:
 def _series_inputs(items: Sequence[DatedInput], loaded: Any, out: Path) -> list[Path]:
     files: list[Path] = []
     for it in items:
-        files += raster_files(it.optical) + raster_files(it.sar)
+        files += raster_files(it.optical)
+        if it.sar is not None:
+            files += raster_files(it.sar)
         if it.mask is not None:
             files.append(it.mask)
     weights = Path(loaded.weights_path)
@@ -413,7 +447,8 @@ def predict_time_series(
 ) -> PredictResult:
     """Remove clouds from the target date of ``series`` (module docstring); write ``out`` on
     its grid. ``loaded`` is a temporal network (:func:`cloudfree.predict.load_model` with
-    ``temporal=True``) or a :class:`CompositePredictor`."""
+    ``temporal=True``) or a :class:`CompositePredictor`. Without S1 on the dates
+    (``DatedInput.sar`` None) only a predictor that uses no SAR runs (module docstring)."""
     opts = options or PredictOptions()
     opts.validate()
     t0 = time.perf_counter()
@@ -434,6 +469,10 @@ def predict_time_series(
             f"({', '.join(str(it.date) for it in items)})"
         )
     composite = isinstance(loaded, CompositePredictor)
+    _check_sar_on_all_or_none(items)
+    with_sar = items[0].sar is not None
+    if not with_sar:
+        check_sar_given(loaded, None, "one --sar per --optical (or a sar column in --series)")
     if not composite:
         spec = spec_of(loaded.model).inputs  # type: ignore[union-attr]
         if spec.max_dates is not None and len(items) > spec.max_dates:
@@ -464,6 +503,8 @@ def predict_time_series(
         try:
             for it in items:
                 readers.append(_OpticalOnGrid(it.optical, info, loaded.bands, opts))
+                if it.sar is None:
+                    continue
                 s1 = SarOnGrid(
                     it.sar, info, units=opts.sar_units, nodata=opts.sar_nodata, bands=opts.sar_bands
                 )
@@ -476,14 +517,17 @@ def predict_time_series(
                 dil = 2 if opts.mask_dilation is None else opts.mask_dilation
                 replace = _rule_based_mask(target_src, info, opts, nodata, dil)
             tags = _tags(
-                loaded, opts, target.optical, target.sar, sars[0], nodata, replace, target_bandmap
-            )  # type: ignore[arg-type]
+                loaded, opts, target.optical, target.sar, sars[0] if sars else None, nodata,
+                replace, target_bandmap,
+            )  # type: ignore[arg-type]  # fmt: skip
             tags.update(
                 {
                     "TARGET_DATE": str(target.date),
                     "DATES_USED": ",".join(str(it.date) for it in items),
                     "SOURCE_OPTICAL": ",".join(it.optical.name for it in items),
-                    "SOURCE_SAR": ",".join(it.sar.name for it in items),
+                    "SOURCE_SAR": (
+                        ",".join(it.sar.name for it in items if it.sar is not None) or "none"
+                    ),
                 }
             )
             no_clear = None
