@@ -120,7 +120,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": (
         "predict_cmd",
         "predict",
-        "Remove clouds from whole Sentinel-2 scenes with Sentinel-1 (no target needed).",
+        "Remove clouds from whole Sentinel-2 scenes, with Sentinel-1 (no target needed).",
     ),
     "recipes": (
         "train_cmd",

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cloudfree.errors import ConfigError
+from cloudfree.series import last_real_date
 
 __all__ = [
     "PAD_VALUE",
@@ -80,17 +81,6 @@ def collate_time_series(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     else:
         out["time_mask"] = mask
     return out
-
-
-def last_real_date(time_mask: torch.Tensor | None, num_dates: int) -> torch.Tensor:
-    """Index of the last real (unpadded) date per series: ``time_mask [B, T]`` (None: all real)
-    -> ``[B]`` int64; a ``[T]`` mask gives a 0-d index."""
-    if time_mask is None:
-        return torch.tensor(num_dates - 1, dtype=torch.int64)
-    real = time_mask.to(torch.bool)
-    if not bool(real.any(dim=-1).all()):
-        raise ConfigError("a time series without any real date (time_mask all False)")
-    return num_dates - 1 - real.flip(-1).to(torch.int64).argmax(dim=-1)
 
 
 #: Per-date entries a single-date view replaces by their last real date (without the date axis).

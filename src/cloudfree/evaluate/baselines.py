@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cloudfree.data.temporal import last_real_date
 from cloudfree.errors import ConfigError, DatasetError
 from cloudfree.models.api import ModelBatch
 from cloudfree.models.composites import least_cloudy, mosaic, most_recent_clear
+from cloudfree.series import last_real_date
 
 __all__ = [
     "IDENTITY_NAME",
