@@ -30,8 +30,11 @@ from cloudfree.models import ModelOutput
 
 #: losses of the prediction alone (called with a bare tensor); gaussian_nll needs a variance
 PRED_ONLY = ["carf", "carf_code", "carl", "l1", "l1_ssim", "l2", "mse", "ssim"]
-#: gaussian_nll needs a variance, spa_gan an attention map (tests/test_spa_gan.py)
-ALL = sorted([*PRED_ONLY, "gaussian_nll", "gnll", "mgnll", "spa_gan"])
+#: losses that need the VGG16 weights file (tests/test_losses_vgg.py)
+NEEDS_VGG = ["ca_mtcr", "perceptual", "style"]
+#: gaussian_nll needs a variance, spa_gan an attention map (tests/test_spa_gan.py), vqvae the
+#: VQ terms of ca_mtcr_sar_vqvae (tests/test_ca_mtcr_training.py)
+ALL = sorted([*PRED_ONLY, *NEEDS_VGG, "gaussian_nll", "gnll", "mgnll", "spa_gan", "vqvae"])
 
 
 def make_batch(
@@ -81,6 +84,11 @@ def test_registry_lists_every_loss():
     assert set(LOSSES) == set(ALL)
     assert LOSSES["carl"] is CARLLoss and LOSSES["carf"] is CARFLoss
     for name in ALL:
+        if name in NEEDS_VGG:  # cannot be built without vgg_weights
+            with pytest.raises(ConfigError, match="vgg_weights"):
+                build_loss(name)
+            assert LOSSES[name].name == name
+            continue
         loss = build_loss(name)
         assert isinstance(loss, LOSSES[name]) and isinstance(loss, torch.nn.Module)
         assert loss.name == name

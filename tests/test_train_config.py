@@ -251,11 +251,20 @@ def test_recipe_losses_and_models_exist() -> None:
     for name in list_recipes():
         c = _recipe(name)
         info = get_model_info(c.model.name)
-        assert c.model.name in list_models()  # a published model, not a stand-in
+        # a published model (or pre-training network), not a stand-in
+        assert c.model.name in list_models(include_pretrain=True)
         # the model's default recipe exists and trains that model
         assert info.default_recipe in list_recipes(), (name, info.default_recipe)
         assert _recipe(info.default_recipe).model.name == c.model.name
-        assert {"regression", "uncertainty"} & info.resolve_spec(c.model.kwargs).tasks
+        tasks = info.resolve_spec(c.model.kwargs).tasks
+        if info.is_pretrain:  # ca_mtcr_sar_vqvae: not a cloud-removal model
+            assert tasks == {"sar_pretrain"} and c.model.name not in list_models()
+        else:
+            assert {"regression", "uncertainty"} & tasks
+        if c.loss.kwargs.get("vgg_weights", "") is None:  # the user supplies the VGG16 file
+            with pytest.raises(ConfigError, match="vgg_weights"):
+                build_loss(c.loss.name, **c.loss.kwargs)
+            continue
         build_loss(c.loss.name, **c.loss.kwargs)
 
 

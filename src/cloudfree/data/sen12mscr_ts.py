@@ -69,7 +69,11 @@ where not):
   restore). Where the simulator wrote change maps (``<roi>/change/<t>/``), ``changed_fraction``
   ``[T]`` is the fraction of pixels whose surface changed between each input date and the target
   date, and ``aux_changed`` is 1 when any input date changed by more than
-  :data:`CHANGED_FRACTION` of the patch (else 0; NaN without change maps).
+  :data:`CHANGED_FRACTION` of the patch (else 0; NaN without change maps). With
+  ``target_sar=True`` the sample also holds ``target_sar`` ``[2, H, W]`` dB: the S1 image of the
+  target date (every date has its S1 file), the Noise2Noise partner of the last input date's
+  SAR in paper 002's SAR pre-training (the ``sar_pretrain`` task); off by default, so other
+  samples are unchanged.
 """
 
 from __future__ import annotations
@@ -387,6 +391,7 @@ class SEN12MSCRTS(Dataset):
             ``generic_{n_input_t}_{split}_{region}_{mask}.npy``.
         crop_size, crop: crop every image to ``crop_size`` (``center`` or ``random``).
         skip_incomplete: drop patches with a missing date instead of raising.
+        target_sar: add ``target_sar``, the target date's SAR (module docstring).
         index_path: where the cover index is cached (default next to the data).
         transform: callable applied to the finished sample.
     """
@@ -411,6 +416,7 @@ class SEN12MSCRTS(Dataset):
         crop_size: int | None = None,
         crop: str = "center",
         skip_incomplete: bool = False,
+        target_sar: bool = False,
         index_path: str | Path | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
@@ -449,6 +455,9 @@ class SEN12MSCRTS(Dataset):
         )
         self.seed, self.epoch = int(seed), 0
         self.crop_size, self.crop = crop_size, crop
+        if not isinstance(target_sar, bool):
+            raise ConfigError(f"target_sar must be true or false, got {target_sar!r}")
+        self.target_sar = target_sar
         self.transform = transform
         splits = load_sen12mscr_ts_splits(region)
         wanted = set(sum(splits.values(), ())) if split == "all" else set(splits[split])
@@ -600,7 +609,8 @@ class SEN12MSCRTS(Dataset):
         optical = np.stack([self._read_s2(p.s2[t]) for t in inputs])
         sar = np.stack([self._read_s1(p.s1[t]) for t in inputs])
         tgt = self._read_s2(p.s2[target])
-        shapes = {a.shape[-2:] for a in (*optical, *sar, tgt)}
+        tsar = [self._read_s1(p.s1[target])] if self.target_sar else []
+        shapes = {a.shape[-2:] for a in (*optical, *sar, tgt, *tsar)}
         if len(shapes) != 1:
             raise InputFileError(p.s2[target], f"the dates of {p.id} have different sizes {shapes}")
         labels = np.stack([self._labels(o, p, t) for o, t in zip(optical, inputs)])
@@ -622,6 +632,7 @@ class SEN12MSCRTS(Dataset):
             "dates": torch.from_numpy(days[inputs]),
             "time_mask": torch.ones(len(inputs), dtype=torch.bool),
             "target": torch.from_numpy(tgt),
+            **({"target_sar": torch.from_numpy(tsar[0])} if tsar else {}),
             "cloud_masks": torch.from_numpy((labels == 1)[:, None]).to(torch.float32),
             "shadow_masks": torch.from_numpy((labels == -1)[:, None]).to(torch.float32),
             "cloud_mask": torch.from_numpy(region_cloud[None]).to(torch.float32),

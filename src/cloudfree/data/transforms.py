@@ -51,6 +51,10 @@ __all__ = [
 OPTICAL_KEYS: tuple[str, ...] = ("optical", "target")
 #: Sample key holding Sentinel-1 dB (VV, VH).
 SAR_KEY = "sar"
+#: Optional sample key: the SAR of the target (reference) date, ``[2, H, W]`` dB
+#: (:class:`~cloudfree.data.SEN12MSCRTS` with ``target_sar=True``; the Noise2Noise pair of the
+#: ``sar_pretrain`` task). Normalised with the SAR rule; its validity joins ``valid_mask``.
+TARGET_SAR_KEY = "target_sar"
 
 
 def _as_array(value: Any, key: str) -> np.ndarray:
@@ -81,11 +85,14 @@ def normalize_sample(
     *,
     pb04_offset: bool = False,
 ) -> dict[str, Any]:
-    """A new sample with ``optical``, ``target`` and ``sar`` normalised with ``protocol``.
+    """A new sample with ``optical``, ``target``, ``sar`` (and ``target_sar``) normalised with
+    ``protocol``.
 
     Args:
         sample: a raw sample (``optical`` / ``target`` float DN ``[..., C, H, W]``, ``sar`` dB
-            ``[..., 2, H, W]``, NaN where missing); ``target`` and ``sar`` are optional.
+            ``[..., 2, H, W]``, NaN where missing); ``target`` and ``sar`` are optional, and so
+            is ``target_sar`` (the target date's SAR ``[2, H, W]`` dB: SAR rule, and pixels
+            where it is missing are invalid too).
         protocol: a name of :data:`cloudfree.normalization.PROTOCOLS`.
         bands: optical bands to keep (see :func:`cloudfree.bands.get_band_set`), taken from
             13-band samples; None keeps the sample's bands.
@@ -130,6 +137,12 @@ def normalize_sample(
             dates_valid = done.valid if dates_valid is None else dates_valid & done.valid
         else:
             valid = done.valid if valid is None else valid & done.valid
+    if TARGET_SAR_KEY in sample:  # like the target: every valid pixel has it
+        done = normalize_sar(
+            _as_array(sample[TARGET_SAR_KEY], TARGET_SAR_KEY), proto, bands=S1_NAMES
+        )
+        out[TARGET_SAR_KEY] = torch.from_numpy(done.array)
+        valid = done.valid if valid is None else valid & done.valid
     if dates_valid is not None:  # a pixel some input date observes, where the target is valid
         any_date = dates_valid.any(axis=0)
         valid = any_date if valid is None else valid & any_date

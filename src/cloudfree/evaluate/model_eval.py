@@ -250,6 +250,7 @@ def load_model_for_evaluation(
     """
     weights_dir = resolve_weights_dir(path)
     loaded = load_model(weights_dir, device=map_location)
+    loaded.require_cloud_removal()
     loaded.model.cloudfree_weights_dir = str(loaded.weights_path)  # type: ignore[assignment]
     return loaded.model
 

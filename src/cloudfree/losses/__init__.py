@@ -21,6 +21,10 @@ name              loss
 ``carf_code``     CARF public code's masked L1 + L1 + (1 - SSIM) (:class:`CARFCodeLoss`)
 ``gaussian_nll``  Gaussian NLL of mean + variance outputs (:class:`GaussianNLLLoss`)
 ``spa_gan``       SpA-GAN's 100 L1 + attention-map MSE (:class:`SpAGANLoss`)
+``perceptual``    VGG16 feature L1, relu1_1 ... relu5_1 (:class:`PerceptualLoss`)
+``style``         VGG16 Gram-matrix style loss (:class:`StyleLoss`)
+``ca_mtcr``       CA-MTCR's 2 L1 + 1 perceptual + 250 style (:class:`CAMTCRLoss`)
+``vqvae``         CA-MTCR's SAR pretraining: Noise2Noise L2 + VQ terms (:class:`VQVAELoss`)
 ================  ====================================================================
 
 Pixels where ``valid_mask`` is False never contribute (see :mod:`cloudfree.losses._common`):
@@ -29,6 +33,11 @@ inputs are zeroed there and every mean is over valid pixels only. After a call,
 
 The adversarial objectives of GAN training (``lsgan``, ``bce``, ``hinge``) act on
 discriminator logits, not on batches: :func:`build_gan_loss` (:mod:`cloudfree.losses.adversarial`).
+
+The VGG16 losses (``perceptual``, ``style``, ``ca_mtcr``) need torchvision's ImageNet VGG16
+state dict as a file (``vgg_weights``; nothing is downloaded) and keep the frozen extractor out
+of their parameters and state dict (:mod:`cloudfree.losses.perceptual`,
+:mod:`cloudfree.losses.vgg`).
 """
 
 from cloudfree.losses._common import CloudRemovalLoss, masked_mean
@@ -37,11 +46,14 @@ from cloudfree.losses.adversarial import GAN_LOSSES, GANLoss, build_gan_loss, li
 from cloudfree.losses.carf import CARFCodeLoss, CARFLoss
 from cloudfree.losses.carl import CARLLoss
 from cloudfree.losses.gaussian import GaussianNLLLoss
+from cloudfree.losses.perceptual import CAMTCRLoss, PerceptualLoss, StyleLoss
 from cloudfree.losses.pixel import PixelL1Loss, PixelMSELoss
 from cloudfree.losses.spa_gan import SpAGANLoss
 from cloudfree.losses.ssim import L1SSIMLoss, SSIMLoss
+from cloudfree.losses.vqvae import VQVAELoss
 
 __all__ = [
+    "CAMTCRLoss",
     "CARFCodeLoss",
     "CARFLoss",
     "CARLLoss",
@@ -51,10 +63,13 @@ __all__ = [
     "GaussianNLLLoss",
     "L1SSIMLoss",
     "LOSSES",
+    "PerceptualLoss",
     "PixelL1Loss",
     "PixelMSELoss",
     "SSIMLoss",
     "SpAGANLoss",
+    "StyleLoss",
+    "VQVAELoss",
     "build_gan_loss",
     "build_loss",
     "list_gan_losses",

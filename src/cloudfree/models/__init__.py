@@ -13,6 +13,8 @@ See ``docs/architecture.md`` for the contract.
 
 from cloudfree.models import (  # noqa: F401  (registers the models)
     blocks_000,
+    ca_mtcr,
+    ca_mtcr_pretrain,
     dsen2cr,
     glf_cr,
     mmcanet,

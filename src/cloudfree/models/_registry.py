@@ -56,6 +56,11 @@ STANDIN_TAG = "standin"
 #: checkpoints and called as the official modules, but not cloud-removal models by themselves;
 #: never listed by :func:`list_models` (``include_blocks=True`` lists them).
 BLOCK_TAG = "block"
+#: Tag of pre-training networks (the ``sar_pretrain`` task, e.g. ``ca_mtcr_sar_vqvae``): they
+#: train (``cloudfree train``) and save like models, but they are not cloud-removal models
+#: (their output is not an optical image), so :func:`list_models` leaves them out unless
+#: ``include_pretrain=True``, and the shared model test base does not run on them.
+PRETRAIN_TAG = "pretrain"
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,10 @@ class ModelInfo:
     @property
     def is_block(self) -> bool:
         return BLOCK_TAG in self.tags
+
+    @property
+    def is_pretrain(self) -> bool:
+        return PRETRAIN_TAG in self.tags
 
     def check_kwargs(self, kwargs: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigError` when ``kwargs`` do not fit the constructor's signature
@@ -197,11 +206,16 @@ def register_model(
 
 
 def list_models(
-    pattern: str | None = None, *, include_standins: bool = False, include_blocks: bool = False
+    pattern: str | None = None,
+    *,
+    include_standins: bool = False,
+    include_blocks: bool = False,
+    include_pretrain: bool = False,
 ) -> list[str]:
     """Registered model names (sorted), optionally filtered by a shell-style ``pattern``;
     stand-in models (tag :data:`STANDIN_TAG`) only with ``include_standins``, building blocks
-    (:data:`BLOCK_TAG`) only with ``include_blocks``."""
+    (:data:`BLOCK_TAG`) only with ``include_blocks``, pre-training networks
+    (:data:`PRETRAIN_TAG`) only with ``include_pretrain``."""
     names = sorted(_REGISTRY)
     return [
         n
@@ -209,6 +223,7 @@ def list_models(
         if (pattern is None or fnmatch.fnmatch(n, pattern))
         and (include_standins or not _REGISTRY[n].is_standin)
         and (include_blocks or not _REGISTRY[n].is_block)
+        and (include_pretrain or not _REGISTRY[n].is_pretrain)
     ]
 
 

@@ -66,12 +66,21 @@ DATE_EPOCH = _dt.date(2014, 4, 3)
 #: Task kinds a model can declare; the training engine picks its behaviour from them.
 #: ``regression``: one loss on ``pred``; ``uncertainty``: a loss on the whole output (mean and
 #: variance, Gaussian NLL family); ``multi_stage``: a weighted sum of per-stage losses;
-#: ``adversarial``: generator + discriminator, two optimizers.
-TASK_KINDS: tuple[str, ...] = ("regression", "uncertainty", "multi_stage", "adversarial")
+#: ``adversarial``: generator + discriminator, two optimizers; ``sar_pretrain``: not a
+#: cloud-removal model but a SAR network pre-trained for one (``pred`` is the SAR of the
+#: sample's date reconstructed, compared with the SAR of its reference date, batch key
+#: ``target_sar``: Noise2Noise, paper 002's SAR encoder; see :mod:`cloudfree.train.tasks`).
+TASK_KINDS: tuple[str, ...] = (
+    "regression",
+    "uncertainty",
+    "multi_stage",
+    "adversarial",
+    "sar_pretrain",
+)
 
 # kinds that exclude each other (a model is trained one of these ways; adversarial and
-# multi_stage combine with either)
-_BASE_TASKS = ("regression", "uncertainty")
+# multi_stage combine with regression or uncertainty)
+_BASE_TASKS = ("regression", "uncertainty", "sar_pretrain")
 
 
 def days_since_epoch(date: _dt.date | _dt.datetime | str) -> int:
@@ -177,7 +186,13 @@ class ModelSpec:
             raise ConfigError(f"unknown task kind(s) {unknown}; valid: {', '.join(TASK_KINDS)}")
         if sum(t in tasks for t in _BASE_TASKS) != 1:
             raise ConfigError(
-                f"a model is trained either for regression or for uncertainty, got {sorted(tasks)}"
+                "a model is trained either for regression or for uncertainty or as a "
+                f"sar_pretrain network (exactly one of them), got {sorted(tasks)}"
+            )
+        if "sar_pretrain" in tasks and tasks & {"multi_stage", "adversarial"}:
+            raise ConfigError(
+                f"the sar_pretrain task does not combine with multi_stage or adversarial, got "
+                f"{sorted(tasks)}"
             )
         if "uncertainty" in tasks and not self.outputs.has_variance:
             raise ConfigError("the uncertainty task needs an output spec with has_variance=True")

@@ -174,6 +174,18 @@ class LoadedModel:
     source: str
     device: torch.device
 
+    def require_cloud_removal(self) -> None:
+        """Refuse a pre-training network (the ``sar_pretrain`` task: CA-MTCR's stage-1 SAR
+        VQ-VAE) where a cloud-removal model is needed (predict, evaluate)."""
+        from cloudfree.models.api import spec_of
+
+        if "sar_pretrain" in spec_of(self.model).tasks:
+            raise ConfigError(
+                f"{self.weights_path} holds {self.name!r}, a SAR pre-training network (stage 1 "
+                "of CA-MTCR) that removes no clouds; give it to stage 2 instead: cloudfree "
+                "train --recipe ca_mtcr --set model.sar_encoder_init=<this run>"
+            )
+
 
 def _check_channels(model: nn.Module, bands: BandSet, name: str, where: Path) -> None:
     from cloudfree.models.api import spec_of

@@ -44,6 +44,7 @@ def load_model(
     from cloudfree.models import spec_of
 
     loaded = _load_any(weights, name=name, kwargs=kwargs, device=device)
+    loaded.require_cloud_removal()
     is_temporal = spec_of(loaded.model).inputs.temporal
     if is_temporal and not temporal:
         raise ConfigError(

@@ -4,7 +4,10 @@ A configuration is a YAML mapping with the sections below (every section rejects
 the error names the bad key and lists the valid keys of its section):
 
 ``model``      ``name`` (registered model), ``kwargs`` (constructor arguments), ``init_weights``
-               (a pretrained directory or an official checkpoint to start from)
+               (a pretrained directory or an official checkpoint to start from),
+               ``init_submodules`` (submodule name -> run / weights directory whose weights of
+               that submodule are copied in, or ``none``), ``sar_encoder_init`` (the same for
+               ``sar_encoder``: CA-MTCR's stage 2)
 ``data``       dataset root and sampling: ``root``, ``dataset``, ``protocol``, ``bands``,
                ``patch_size``, ``val_patch_size``, ``batch_size``, ``val_batch_size``,
                ``num_workers``, ``masks``, ``cloud_mask_method``, ``cloud_threshold``, ``augment``
@@ -12,9 +15,11 @@ the error names the bad key and lists the valid keys of its section):
                ``limit_train``, ``limit_val``, ``layout``, ``csv_path``, ``skip_incomplete``
 ``loss``       ``name`` (see :func:`cloudfree.losses.list_losses`), ``kwargs``
 ``optimizer``  ``name`` (adam, adamw, nadam, sgd), ``lr``, ``betas``, ``eps``,
-               ``weight_decay``, ``momentum_decay`` (NAdam), ``momentum`` (SGD)
-``scheduler``  ``name`` (none, step, cosine, exponential), ``step_size``, ``gamma``, ``interval``
-               (epoch, step), ``t_max``, ``eta_min``
+               ``weight_decay``, ``momentum_decay`` (NAdam), ``momentum`` (SGD),
+               ``param_groups`` (a list of {``prefix``, ``lr``, ``weight_decay``}: parameters
+               whose name starts with ``prefix`` get that learning rate)
+``scheduler``  ``name`` (none, step, multistep, cosine, exponential), ``step_size``,
+               ``milestones``, ``gamma``, ``interval`` (epoch, step), ``t_max``, ``eta_min``
 ``trainer``    Lightning Trainer settings: ``max_steps``, ``max_epochs``, ``devices``,
                ``num_nodes``, ``accelerator``, ``strategy``, ``precision``,
                ``val_check_interval``, ``check_val_every_n_epoch``, ``log_every_n_steps``,
@@ -81,6 +86,7 @@ __all__ = [
     "MetricsConfig",
     "ModelConfig",
     "OptimizerConfig",
+    "ParamGroupConfig",
     "SchedulerConfig",
     "TaskConfig",
     "TrainConfig",
@@ -110,6 +116,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: Value of ``model.init_submodules.<name>`` / ``model.sar_encoder_init`` that trains the
+#: submodule from its own initialisation, explicitly (case-insensitive).
+SUBMODULE_INIT_NONE = "none"
+#: The placeholder a recipe puts where a submodule's weights must be given (``ca_mtcr``).
+SUBMODULE_INIT_REQUIRED = "REQUIRED"
+
+
 class ModelConfig(_Section):
     """``model``: which registered network to train and where its initial weights come from.
 
@@ -117,11 +130,60 @@ class ModelConfig(_Section):
     the same model) or an official checkpoint file (converted with
     :func:`cloudfree.models.load_official_checkpoint`); null starts from the model's own
     initialisation.
+
+    ``init_submodules`` maps a submodule name of the model (``sar_encoder``) to a training run
+    directory or a pretrained weights directory of *any* model that has a submodule of that
+    name: its weights are copied into the new model's submodule before training (strictly: same
+    keys and shapes; everything else of the source model, e.g. a VQ-VAE's codebook and decoder,
+    is dropped), after ``init_weights``. ``none`` trains that submodule from scratch on purpose;
+    the placeholder ``REQUIRED`` (a recipe's way of saying "must be given") or a path that does
+    not exist is an error before training. ``sar_encoder_init`` is paper 002's spelling of
+    ``init_submodules: {sar_encoder: ...}`` (CA-MTCR's stage 2 loads the encoder pre-trained by
+    the ``ca_mtcr_sar_pretrain`` recipe); giving both for ``sar_encoder`` is an error.
+    :meth:`submodule_inits` merges them.
     """
 
     name: str
     kwargs: dict[str, Any] = Field(default_factory=dict)
     init_weights: str | None = None
+    init_submodules: dict[str, str] = Field(default_factory=dict)
+    sar_encoder_init: str | None = None
+
+    @field_validator("init_submodules")
+    @classmethod
+    def _submodule_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, source in value.items():
+            if not name or any(not part for part in name.split(".")):
+                raise ValueError(f"bad submodule name {name!r} (e.g. 'sar_encoder')")
+            if not str(source).strip():
+                raise ValueError(f"{name}: give a run directory, a weights directory or 'none'")
+        return value
+
+    @field_validator("sar_encoder_init")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not str(value).strip():
+            raise ValueError("give a run directory, a weights directory or 'none'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_spelling(self) -> ModelConfig:
+        if self.sar_encoder_init is not None and "sar_encoder" in self.init_submodules:
+            raise ValueError(
+                "model.sar_encoder_init and model.init_submodules.sar_encoder both set the "
+                "sar_encoder's weights; keep one"
+            )
+        return self
+
+    def submodule_inits(self) -> dict[str, tuple[str, str]]:
+        """``{submodule: (config key, value)}`` of ``init_submodules`` and
+        ``sar_encoder_init`` (the key names the setting in error messages)."""
+        out = {
+            name: (f"model.init_submodules.{name}", v) for name, v in self.init_submodules.items()
+        }
+        if self.sar_encoder_init is not None:
+            out["sar_encoder"] = ("model.sar_encoder_init", self.sar_encoder_init)
+        return out
 
 
 class AugmentConfig(_Section):
@@ -206,12 +268,34 @@ class LossConfig(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class ParamGroupConfig(_Section):
+    """One entry of ``optimizer.param_groups``: the parameters whose name (in the network's
+    ``named_parameters``, e.g. ``sar_encoder.convs.0.weight``) starts with ``prefix`` are
+    optimised with learning rate ``lr`` (and ``weight_decay`` when given, else the section's).
+    """
+
+    prefix: str = Field(min_length=1)
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat | None = None
+
+
 class OptimizerConfig(_Section):
     """``optimizer``: torch optimizer and its hyper-parameters.
 
     ``nadam`` is :class:`torch.optim.NAdam`, whose ``momentum_decay`` is Keras' Nadam
     ``schedule_decay`` (0.004 in DSen2-CR): both use ``mu_t = beta1 (1 - 0.5 * 0.96^(t psi))``.
     ``momentum`` is only used by ``sgd``; ``betas`` by the Adam family.
+
+    ``param_groups`` gives parts of the network their own learning rate (CA-MTCR fine-tunes
+    its pre-trained SAR encoder at 1e-5 and the rest at 1e-4: ``[{prefix: "sar_encoder.", lr:
+    1e-5}]``). A parameter joins the first group whose prefix its name starts with; the others
+    form the main group, at ``lr`` (group 0 of the optimizer, logged as ``train/lr``; group
+    ``k`` is logged as ``train/lr_<prefix>``). A prefix that matches no trainable parameter is
+    an error before training (:func:`cloudfree.train.module.parameter_groups`). Every schedule
+    scales each group's own rate by the same factor (``step``, ``multistep``, ``exponential``;
+    ``cosine`` anneals every group to the same ``eta_min``, so only with ``eta_min: 0`` by the
+    same factor). The discriminator's optimizer of GAN training (``adversarial.optimizer``) has
+    its own groups; copied from this section (null) it takes none.
     """
 
     name: Literal["adam", "adamw", "nadam", "sgd"] = "adam"
@@ -221,6 +305,17 @@ class OptimizerConfig(_Section):
     weight_decay: NonNegativeFloat = 0.0
     momentum_decay: NonNegativeFloat = 0.004
     momentum: NonNegativeFloat = 0.9
+    param_groups: list[ParamGroupConfig] = Field(default_factory=list)
+
+    @field_validator("param_groups")
+    @classmethod
+    def _distinct_prefixes(cls, value: list[ParamGroupConfig]) -> list[ParamGroupConfig]:
+        seen: set[str] = set()
+        for group in value:
+            if group.prefix in seen:
+                raise ValueError(f"prefix {group.prefix!r} is given twice")
+            seen.add(group.prefix)
+        return value
 
     @field_validator("betas")
     @classmethod
@@ -234,19 +329,39 @@ class SchedulerConfig(_Section):
     """``scheduler``: learning-rate schedule.
 
     ``step``: :class:`~torch.optim.lr_scheduler.StepLR` (``lr *= gamma`` every ``step_size``
-    intervals); ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` over
+    intervals); ``multistep``: :class:`~torch.optim.lr_scheduler.MultiStepLR` (``lr *= gamma``
+    when ``milestones`` intervals have passed: with ``interval: epoch`` and milestone ``m`` the
+    rate changes from epoch ``m + 1`` on, counting epochs from 1; paper 002's "decay by 50%
+    every 5 epochs following the initial 10 epochs" is ``milestones: [10, 15, 20, 25]``, see the
+    ``ca_mtcr`` recipe); ``cosine``: :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` over
     ``t_max`` intervals (null: ``trainer.max_epochs`` for ``interval: epoch``, the trainer's
     total optimizer steps for ``interval: step``) down to ``eta_min``; ``exponential``:
     :class:`~torch.optim.lr_scheduler.ExponentialLR` (``lr *= gamma`` every interval; paper
     003's "decays exponentially by a factor of 0.8" with ``interval: epoch``).
     """
 
-    name: Literal["none", "step", "cosine", "exponential"] = "none"
+    name: Literal["none", "step", "multistep", "cosine", "exponential"] = "none"
     step_size: PositiveInt = 5
+    milestones: list[PositiveInt] | None = None
     gamma: PositiveFloat = 0.5
     interval: Literal["epoch", "step"] = "epoch"
     t_max: PositiveInt | None = None
     eta_min: NonNegativeFloat = 0.0
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("must be strictly increasing")
+        return value
+
+    @model_validator(mode="after")
+    def _milestones_for_multistep(self) -> SchedulerConfig:
+        if self.name == "multistep" and not self.milestones:
+            raise ValueError(
+                "the multistep schedule needs scheduler.milestones (e.g. [10, 15, 20, 25])"
+            )
+        return self
 
 
 class TrainerConfig(_Section):
@@ -367,18 +482,30 @@ class TrainConfig(_Section):
 
 # --------------------------------------------------------------------------- error messages
 def _section_class(path: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model of the section at ``path`` (None inside free-form dicts)."""
+    """The pydantic model of the section at ``path`` (None inside free-form dicts); an
+    integer part indexes a list of sections (``optimizer.param_groups.0``)."""
     cls: type[BaseModel] = TrainConfig
+    listed: type[BaseModel] | None = None  # the item section of the list just entered
     for part in path:
+        if listed is not None and isinstance(part, int):
+            cls, listed = listed, None
+            continue
+        listed = None
         field = cls.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        optional = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(optional) == 1:  # an optional section: ``Section | None``
-            annotation = optional[0]
+        if typing.get_origin(annotation) is not list:
+            optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(optional) == 1:  # an optional section: ``Section | None``
+                annotation = optional[0]
+        if typing.get_origin(annotation) is list:
+            (item,) = typing.get_args(annotation) or (None,)
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                listed = item
+                continue
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         cls = annotation
-    return cls
+    return None if listed is not None else cls
 
 
 def _format_error(err: Mapping[str, Any]) -> str:
@@ -409,24 +536,41 @@ def validation_error_message(exc: ValidationError, source: str | None = None) ->
 
 # --------------------------------------------------------------------------- raw mappings
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``raw[a][b][c] = value`` for ``key = "a.b.c"``, creating missing mappings.
+    """Set ``raw[a][b][c] = value`` for ``key = "a.b.c"``, creating missing mappings; a part
+    that is a number indexes an existing list (``optimizer.param_groups.0.lr``,
+    ``scheduler.milestones.0``).
 
     Raises:
-        ConfigError: an empty key part, or a part that is a non-mapping value.
+        ConfigError: an empty key part, a part that is a non-mapping value, or a list index
+            that is not one of the list's.
     """
     parts = key.split(".")
     if not key or any(not p.strip() for p in parts):
         raise ConfigError(f"bad configuration key {key!r} (expected e.g. 'optimizer.lr')")
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
+    node: Any = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                where = ".".join(parts[:i])
+                raise ConfigError(
+                    f"cannot set {key!r}: '{where}' is a list of {len(node)} "
+                    f"entr{'y' if len(node) == 1 else 'ies'}, and {part!r} is not one of its "
+                    f"indices (0 ... {len(node) - 1})"
+                )
+            index: Any = int(part)
+        else:
+            index = part
+            if not last and node.get(part) is None:
+                node[part] = {}
+        if last:
+            node[index] = value
+            return
+        child = node[index]
+        if not isinstance(child, dict | list):
             where = ".".join(parts[: i + 1])
             raise ConfigError(f"cannot set {key!r}: '{where}' is a value, not a section")
         node = child
-    node[parts[-1]] = value
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -517,7 +661,8 @@ def model_info(name: str) -> Any:
     when unknown)."""
     from cloudfree.models import get_model_info, list_models
 
-    if name not in list_models(include_standins=True):  # stand-ins train too (tests)
+    # stand-ins train too (tests), and so do pre-training networks (ca_mtcr_sar_vqvae)
+    if name not in list_models(include_standins=True, include_pretrain=True):
         raise ConfigError(
             f"model.name: unknown model {name!r}; registered models: {', '.join(list_models())}"
         )

@@ -14,12 +14,14 @@ Decisions:
   error, is left out). ``val/loss`` is logged with ``sync_dist=True``, Lightning weighting the
   per-batch means by batch size.
 * Loss components (``loss.last_terms`` of :mod:`cloudfree.losses`) are logged as
-  ``train/<term>`` next to ``train/loss``, plus ``train/lr``. (For a multi-stage model the
-  terms are those of the last call, the final ``pred``.)
+  ``train/<term>`` next to ``train/loss``, plus ``train/lr`` (the main parameter group's) and
+  ``train/lr_<prefix>`` for each of ``optimizer.param_groups`` (:func:`parameter_groups`).
+  (For a multi-stage model the terms are those of the last call, the final ``pred``.)
 * The training task comes from the model's spec (:mod:`cloudfree.train.tasks`): regression,
   uncertainty and multi-stage models differ only in how the loss is computed from the
   :class:`~cloudfree.models.ModelOutput`; regression runs the same code, logs and random draws
-  as before tasks existed.
+  as before tasks existed. ``sar_pretrain`` networks compare their SAR reconstruction with the
+  batch's ``target_sar`` and are validated on SAR metrics only (``val/sar_psnr`` ...).
 * **Adversarial** models (``adversarial`` task) train with Lightning's manual optimisation:
   per batch the generator's output is computed once, then the discriminator takes one step on
   ``gan.discriminator(D(real), D(fake.detach()))`` and the generator one step on
@@ -61,22 +63,72 @@ from cloudfree.train.config import (
     TrainConfig,
     resolve_config,
 )
-from cloudfree.train.tasks import TaskPlan, resolve_task
+from cloudfree.train.tasks import TaskPlan, resolve_task, sar_reference_batch
 
 __all__ = [
     "CloudRemovalModule",
     "build_optimizer",
     "build_scheduler",
     "optimizer_from_section",
+    "parameter_groups",
     "scheduler_from_section",
 ]
 
 #: Validation metrics logged as ``val/<name>`` (besides ``val/loss``).
 VAL_METRICS = ("psnr", "ssim", "mae")
+#: Validation metrics of ``sar_pretrain`` networks: ``val/sar_<name>`` of the reconstruction.
+SAR_VAL_METRICS = ("psnr", "ssim", "mae", "rmse")
+
+
+def parameter_groups(
+    section: OptimizerConfig, module: nn.Module, owner: str = "model"
+) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups of ``module``'s trainable parameters under
+    ``section.param_groups`` (:class:`~cloudfree.train.config.OptimizerConfig`).
+
+    Group 0 is the main group (the parameters no prefix matches, at ``section.lr``; left out
+    when every parameter matched a prefix); then one group per prefix, in the configured order,
+    with its ``lr`` (and ``weight_decay`` where given) and ``name`` = the prefix. A parameter
+    joins the first group whose prefix its name starts with. Without ``param_groups``: one
+    group of all parameters.
+
+    Raises:
+        ConfigError: a prefix that matches no trainable parameter (the message lists the
+            module's top-level parameter prefixes).
+    """
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    groups = section.param_groups
+    if not groups:
+        return [{"params": [p for _, p in named]}]
+    members: list[list[nn.Parameter]] = [[] for _ in groups]
+    rest: list[nn.Parameter] = []
+    for n, p in named:
+        for k, g in enumerate(groups):
+            if n.startswith(g.prefix):
+                members[k].append(p)
+                break
+        else:
+            rest.append(p)
+    for k, g in enumerate(groups):
+        if not members[k]:
+            tops = sorted({n.split(".")[0] + "." for n, _ in named})
+            raise ConfigError(
+                f"optimizer.param_groups[{k}].prefix: {g.prefix!r} matches no trainable "
+                f"parameter of the {owner} (or only ones an earlier prefix took); its "
+                f"parameters start with {', '.join(tops) or 'nothing'}"
+            )
+    out: list[dict[str, Any]] = [{"params": rest}] if rest else []
+    for g, params in zip(groups, members):
+        entry: dict[str, Any] = {"params": params, "lr": g.lr, "name": g.prefix}
+        if g.weight_decay is not None:
+            entry["weight_decay"] = g.weight_decay
+        out.append(entry)
+    return out
 
 
 def build_optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
-    """The optimizer of ``config.optimizer`` over ``params``."""
+    """The optimizer of ``config.optimizer`` over ``params`` (parameters, or the groups of
+    :func:`parameter_groups`)."""
     return optimizer_from_section(config.optimizer, params)
 
 
@@ -134,6 +186,11 @@ def scheduler_from_section(
         sched: Any = torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=s.step_size, gamma=s.gamma
         )
+    elif s.name == "multistep":
+        assert s.milestones  # the config requires them
+        sched = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(s.milestones), gamma=s.gamma
+        )
     elif s.name == "exponential":
         sched = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.gamma)
     else:
@@ -149,6 +206,21 @@ def scheduler_from_section(
             optimizer, T_max=int(t_max), eta_min=s.eta_min
         )
     return {"scheduler": sched, "interval": s.interval, "frequency": 1, "name": name}
+
+
+def _group_key(prefix: str) -> str:
+    """``train/lr_<key>`` of a parameter group: its prefix without the trailing dot, other
+    dots as underscores (``sar_encoder.`` -> ``sar_encoder``)."""
+    return prefix.rstrip(".").replace(".", "_") or "group"
+
+
+def _scalar_extras(output: Any) -> dict[str, torch.Tensor]:
+    """The one-element tensors of ``output.extras``, detached (logged by ``sar_pretrain``)."""
+    return {
+        k: v.detach().float().reshape(())
+        for k, v in getattr(output, "extras", {}).items()
+        if isinstance(v, torch.Tensor) and v.numel() == 1
+    }
 
 
 class CloudRemovalModule(pl.LightningModule):
@@ -188,8 +260,11 @@ class CloudRemovalModule(pl.LightningModule):
         self.task_plan: TaskPlan = resolve_task(cfg, spec_of(model))
         self.loss_fn = build_loss(cfg.loss.name, **cfg.loss.kwargs)
         # image means that ignore NaN (an image without a valid pixel) and sync over ranks
+        names = (
+            [f"sar_{n}" for n in SAR_VAL_METRICS] if self.task_plan.sar_pretrain else VAL_METRICS
+        )
         self.val_metrics = nn.ModuleDict(
-            {name: torchmetrics.MeanMetric(nan_strategy="ignore") for name in VAL_METRICS}
+            {name: torchmetrics.MeanMetric(nan_strategy="ignore") for name in names}
         )
         if self.task_plan.uncertainty:
             self.nll_fn = build_loss("gaussian_nll")
@@ -217,6 +292,8 @@ class CloudRemovalModule(pl.LightningModule):
         """The task's loss of ``output`` (a ModelOutput) on ``batch`` and its extra logged
         terms (``loss_stage<k>`` of multi-stage models; see :mod:`cloudfree.train.tasks`)."""
         plan = self.task_plan
+        if plan.sar_pretrain:
+            batch = sar_reference_batch(batch)
         if plan.stage_weights is not None:
             parts = (*output.stages, output.pred)
             losses = [self.loss_fn(p, batch) for p in parts]
@@ -239,18 +316,28 @@ class CloudRemovalModule(pl.LightningModule):
             self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=n)
         if self._trainer is not None:
             for k, suffix in enumerate(("", "_discriminator")[: len(self.trainer.optimizers)]):
-                lr = self.trainer.optimizers[k].param_groups[0]["lr"]
+                groups = self.trainer.optimizers[k].param_groups
+                lr = groups[0]["lr"]
                 self.log(f"train/lr{suffix}", float(lr), on_step=True, on_epoch=False, batch_size=n)
+                for group in groups:
+                    if "name" in group:  # an optimizer.param_groups entry
+                        key = f"train/lr{suffix}_{_group_key(group['name'])}"
+                        self.log(
+                            key, float(group["lr"]), on_step=True, on_epoch=False, batch_size=n
+                        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         if self.task_plan.adversarial is not None:
             return self._adversarial_step(batch)
-        loss, extra = self.task_loss(self(batch), batch)
+        output = self(batch)
+        loss, extra = self.task_loss(output, batch)
+        if self.task_plan.sar_pretrain:  # e.g. the codebook's perplexity
+            terms = getattr(self.loss_fn, "last_terms", None) or {}
+            extra = {**{k: v for k, v in _scalar_extras(output).items() if k not in terms}, **extra}
         self._log_train(loss, extra, int(batch["optical"].shape[0]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        from cloudfree.metrics import image_metrics
         from cloudfree.normalization import to_reflectance
 
         output = self(batch)
@@ -268,19 +355,32 @@ class CloudRemovalModule(pl.LightningModule):
         )
         if self.task_plan.uncertainty:
             extra = {**extra, "nll": self.nll_fn(output, batch).detach()}
+        if self.task_plan.sar_pretrain:
+            extra = {**extra, **_scalar_extras(output)}
         for name, value in extra.items():
             self.log(f"val/{name}", value, on_epoch=True, sync_dist=True, batch_size=n)
+        if self.task_plan.sar_pretrain:
+            self._update_metrics(pred.detach().float(), sar_reference_batch(batch), "sar_")
+            return loss
         protocol = self.config.data.protocol
         pred01 = to_reflectance(pred.detach().float(), protocol)
         target01 = to_reflectance(batch["target"].float(), protocol)
+        self._update_metrics(pred01, {**batch, "target": target01}, "")
+        return loss
+
+    def _update_metrics(self, pred: torch.Tensor, batch: dict[str, Any], prefix: str) -> None:
+        """Update and log the validation metrics (``val/<prefix><name>``) of ``pred`` against
+        ``batch["target"]`` (same scale) over ``batch["valid_mask"]``."""
+        from cloudfree.metrics import image_metrics
+
+        target = batch["target"].to(pred.device).float()
         values = image_metrics(
-            pred01, target01, self.config.metrics.protocol, mask=batch.get("valid_mask")
+            pred, target, self.config.metrics.protocol, mask=batch.get("valid_mask")
         )
         for name, metric in self.val_metrics.items():
-            v = values[name].float()
+            v = values[name.removeprefix(prefix)].float()
             metric.update(torch.where(torch.isfinite(v), v, torch.full_like(v, float("nan"))))
-            self.log(f"val/{name}", metric, on_epoch=True, prog_bar=name == "psnr")
-        return loss
+            self.log(f"val/{name}", metric, on_epoch=True, prog_bar=name == f"{prefix}psnr")
 
     # ----------------------------------------------------------------------- adversarial
     def discriminator_inputs(
@@ -359,8 +459,9 @@ class CloudRemovalModule(pl.LightningModule):
 
     # ----------------------------------------------------------------------- optimizers
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = build_optimizer(self.config, params)
+        optimizer = build_optimizer(
+            self.config, parameter_groups(self.config.optimizer, self.model)
+        )
         total = None
         adv = self.task_plan.adversarial
         sections = [self.config.scheduler] + ([adv.scheduler] if adv is not None else [])
@@ -373,7 +474,7 @@ class CloudRemovalModule(pl.LightningModule):
                 return optimizer
             return {"optimizer": optimizer, "lr_scheduler": scheduler}
         assert adv.optimizer is not None and adv.scheduler is not None  # resolve_task fills them
-        d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        d_params = parameter_groups(adv.optimizer, self.discriminator, "discriminator")
         d_optimizer = optimizer_from_section(adv.optimizer, d_params)
         d_scheduler = scheduler_from_section(
             adv.scheduler,

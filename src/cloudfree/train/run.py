@@ -3,13 +3,17 @@
 :func:`prepare_run` does every check that can fail *before* training starts, in order of cost:
 
 1. the config alone (:func:`check_config`): model and loss names, data root, protocols, band
-   set, cloud-mask method, ``init_weights`` path, run-directory state (a fresh run refuses a
-   directory that already holds a run; ``resume`` needs ``checkpoints/last.ckpt``);
+   set, cloud-mask method, ``init_weights`` path, the ``init_submodules`` /
+   ``sar_encoder_init`` directories, run-directory state (a fresh run refuses a directory that
+   already holds a run; ``resume`` needs ``checkpoints/last.ckpt``);
 2. the datasets: both splits are built (an empty split raises :class:`DatasetError`) and their
-   first samples are read (unreadable files, a crop larger than the patches);
+   first samples are read (unreadable files, a crop larger than the patches; a
+   ``sar_pretrain`` network needs ``target_sar`` in them);
 3. the model: built, its optical input width compared with the band set, ``init_weights``
    loaded (a pretrained directory of another model, or an official checkpoint that does not
-   convert, raises :class:`ConfigError`).
+   convert, raises :class:`ConfigError`), then the submodule weights
+   (:func:`load_submodule_inits`), and ``optimizer.param_groups`` matched against its
+   parameters.
 
 :func:`train` then seeds everything (``pl.seed_everything(seed, workers=True)``, before the
 model is built), writes ``<run>/config.yaml`` (the resolved config) and fits. Layout of a run
@@ -80,6 +84,7 @@ __all__ = [
     "default_run_dir",
     "holds_training_state",
     "load_init_weights",
+    "load_submodule_inits",
     "load_run_config",
     "prepare_run",
     "train",
@@ -88,6 +93,10 @@ __all__ = [
 #: Environment variable through which rank 0 hands its run directory to the DDP processes
 #: Lightning re-launches (their default ``runs/<name>-<timestamp>`` could differ).
 RUN_DIR_ENV = "CLOUDFREE_TRAIN_RUN_DIR"
+
+#: The recipe that trains the weights of a submodule named in ``model.init_submodules`` /
+#: ``model.sar_encoder_init`` (named by the error when they are missing).
+SUBMODULE_RECIPES = {"sar_encoder": "ca_mtcr_sar_pretrain"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -175,6 +184,8 @@ def check_config(config: TrainConfig) -> None:
         )
     if config.model.init_weights is not None and not Path(config.model.init_weights).exists():
         raise ConfigError(f"model.init_weights: {config.model.init_weights} does not exist")
+    for name, (key, value) in config.model.submodule_inits().items():
+        _submodule_weights_dir(name, key, value)
     if config.data.augment.rot90 and config.data.patch_size is None:
         # whole SEN12MS-CR patches are square, but other data may not be: require a crop
         raise ConfigError("data.augment.rot90 needs a square training crop: set data.patch_size")
@@ -227,6 +238,101 @@ def load_init_weights(model: nn.Module, config: TrainConfig) -> None:
             f"model.init_weights: the weights in {path} do not fit model {name!r} with "
             f"kwargs {config.model.kwargs}: {exc}"
         ) from None
+
+
+def _submodule_hint(name: str, key: str) -> str:
+    recipe = SUBMODULE_RECIPES.get(name)
+    first = (
+        f"run the {recipe} recipe first (cloudfree train --recipe {recipe} --data ROOT) and "
+        f"pass its run directory (--set {key}=RUN)"
+        if recipe
+        else f"pass the run or weights directory of a model with a {name!r} submodule "
+        f"(--set {key}=RUN)"
+    )
+    return f"{first}, or --set {key}=none to train {name!r} from scratch"
+
+
+def _submodule_weights_dir(name: str, key: str, value: str) -> Path | None:
+    """The pretrained directory of one ``init_submodules`` entry (None for ``none``).
+
+    Raises:
+        ConfigError: the recipe's placeholder, a missing path, or a path without weights (one
+            line that says what to pass instead).
+    """
+    from cloudfree.models import resolve_weights_dir
+    from cloudfree.train.config import SUBMODULE_INIT_NONE, SUBMODULE_INIT_REQUIRED
+
+    text = str(value).strip()
+    if text.lower() == SUBMODULE_INIT_NONE:
+        return None
+    if text == SUBMODULE_INIT_REQUIRED:
+        raise ConfigError(
+            f"{key}: not set (the recipe's placeholder {SUBMODULE_INIT_REQUIRED}): "
+            f"{_submodule_hint(name, key)}"
+        )
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{key}: {path} does not exist; {_submodule_hint(name, key)}")
+    try:
+        return resolve_weights_dir(path)
+    except InputFileError as exc:
+        raise ConfigError(f"{key}: {path} {exc.problem}; {_submodule_hint(name, key)}") from None
+
+
+def load_submodule_inits(model: nn.Module, config: TrainConfig) -> dict[str, Path]:
+    """Copy the weights of each ``model.init_submodules`` / ``model.sar_encoder_init`` entry
+    into ``model``'s submodule of that name (entries ``none`` are skipped).
+
+    The source directory (a run directory: its ``weights/best``, else ``weights/final``; or a
+    pretrained directory) is loaded with :func:`~cloudfree.models.load_model` (on the CPU),
+    whatever model it holds (``ca_mtcr_sar_vqvae`` for ``sar_encoder``); the state dict of its
+    submodule ``name`` is loaded strictly into ``model.<name>``; the rest of the source model
+    is dropped. Returns ``{submodule: directory loaded}``.
+
+    Raises:
+        ConfigError: a bad path (see :func:`check_config`), a model without that submodule, a
+            source without it, or weights whose keys or shapes do not fit (the message names
+            them and the source model's arguments).
+    """
+    from cloudfree.models import load_model
+    from cloudfree.models.state import load_state_dict_strict
+
+    loaded: dict[str, Path] = {}
+    for name, (key, value) in config.model.submodule_inits().items():
+        wdir = _submodule_weights_dir(name, key, value)
+        if wdir is None:
+            continue
+        try:
+            target = model.get_submodule(name)
+        except AttributeError:
+            tops = ", ".join(n for n, _ in model.named_children()) or "none"
+            raise ConfigError(
+                f"{key}: model {config.model.name!r} has no submodule {name!r} (its "
+                f"submodules: {tops})"
+            ) from None
+        try:
+            source = load_model(wdir, device="cpu")
+        except (ConfigError, InputFileError) as exc:
+            problem = exc.problem if isinstance(exc, InputFileError) else str(exc)
+            raise ConfigError(f"{key}: {wdir} is not usable: {problem}") from None
+        try:
+            part = source.model.get_submodule(name)
+        except AttributeError:
+            raise ConfigError(
+                f"{key}: {wdir} holds a {source.name!r} model, which has no submodule {name!r}; "
+                f"{_submodule_hint(name, key)}"
+            ) from None
+        try:
+            load_state_dict_strict(target, part.state_dict())
+        except ConfigError as exc:
+            kwargs = getattr(source.model, "cloudfree_config", {}).get("kwargs", {})
+            raise ConfigError(
+                f"{key}: the {name!r} weights in {wdir} (a {source.name!r} model with kwargs "
+                f"{kwargs}) do not fit model {config.model.name!r} with kwargs "
+                f"{config.model.kwargs}: {exc}"
+            ) from None
+        loaded[name] = wdir
+    return loaded
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -329,13 +435,21 @@ def prepare_run(
     resume_from = _check_run_dir(out, cfg, resume)
 
     train_ds, val_ds = build_datasets(cfg)
+    sar_pretrain = "sar_pretrain" in model_info(cfg.model.name).resolve_spec(cfg.model.kwargs).tasks
     for name, ds in (("training", train_ds), ("validation", val_ds)):
         try:
-            ds[0]
+            first = ds[0]
         except ConfigError as exc:
             raise ConfigError(f"{name} data: {exc}") from None
         except CloudfreeError as exc:
             raise DatasetError(f"{name} data: {exc}") from None
+        if sar_pretrain:
+            from cloudfree.train.tasks import sar_reference_batch
+
+            try:
+                sar_reference_batch(first)
+            except ConfigError as exc:
+                raise ConfigError(f"{name} data: {exc}") from None
     interval = cfg.trainer.val_check_interval
     batches = math.ceil(len(train_ds) / cfg.data.batch_size)  # type: ignore[arg-type]
     if isinstance(interval, int) and interval > batches:
@@ -360,6 +474,11 @@ def prepare_run(
         ) from None
     if cfg.model.init_weights is not None and resume_from is None:
         load_init_weights(model, cfg)
+    if resume_from is None:  # a resumed run's checkpoint holds the fine-tuned weights
+        load_submodule_inits(model, cfg)
+    from cloudfree.train.module import parameter_groups
+
+    parameter_groups(cfg.optimizer, model)  # prefixes that match nothing fail here
     return PreparedRun(cfg, out, model, train_ds, val_ds, resume_from)
 
 

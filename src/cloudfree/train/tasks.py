@@ -18,6 +18,19 @@ kinds come from :func:`cloudfree.models.spec_of` (``spec.tasks``) and the ``task
 * ``adversarial``: the above is the generator's reconstruction loss; a discriminator is
   trained against it (:class:`~cloudfree.train.config.AdversarialConfig`, manual optimisation
   with two optimizers, see :mod:`cloudfree.train.module`).
+* ``sar_pretrain``: a SAR network pre-trained for a cloud-removal model (paper 002's VQ-VAE
+  around the CA-MTCR SAR encoder, ``ca_mtcr_sar_vqvae``), not a cloud-removal model: ``pred``
+  is the reconstruction of the input SAR and the loss compares it with the SAR of the
+  sample's reference date, batch key ``target_sar`` (Noise2Noise: another noisy observation
+  of the same scene; :class:`~cloudfree.data.SEN12MSCRTS` with ``target_sar: true``, checked
+  on the first sample before training). The loss is called as ``loss(output_or_pred,
+  sar_batch)`` with :func:`sar_reference_batch`, whose ``target`` is ``target_sar`` (so
+  ``l1`` / ``mse`` work, and ``vqvae`` adds the network's VQ terms from ``extras``); a loss
+  that reads other batch keys (the cloudy optical input, cloud masks) is refused. Validation
+  logs ``val/loss``, the reconstruction's ``val/sar_psnr``, ``val/sar_ssim``, ``val/sar_mae``,
+  ``val/sar_rmse`` (``metrics.protocol``'s conventions on the protocol's SAR scale, [0, 1]
+  under ``uncrtaints``; image means) and the scalar ``extras`` (``val/vq_perplexity`` ...);
+  no optical metric.
 
 :func:`resolve_task` checks that the config fits the model (before any training: it is called
 by :func:`cloudfree.train.run.check_config` with the spec of the registry entry and again by
@@ -26,13 +39,18 @@ the module with the built model's spec) and returns the :class:`TaskPlan` the mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cloudfree.errors import ConfigError
 from cloudfree.models.api import ModelSpec
 from cloudfree.train.config import AdversarialConfig, TrainConfig
 
-__all__ = ["TaskPlan", "resolve_task"]
+__all__ = ["SAR_REFERENCE_KEY", "TaskPlan", "resolve_task", "sar_reference_batch"]
+
+#: Batch key of the SAR the ``sar_pretrain`` task compares the reconstruction with.
+SAR_REFERENCE_KEY = "target_sar"
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,37 @@ class TaskPlan:
     @property
     def uncertainty(self) -> bool:
         return "uncertainty" in self.tasks
+
+    @property
+    def sar_pretrain(self) -> bool:
+        return "sar_pretrain" in self.tasks
+
+
+def sar_reference_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``sar_pretrain`` task's view of a batch: ``target`` = the reference date's SAR
+    (``batch["target_sar"]``) and the batch's ``valid_mask`` (which, with ``target_sar``,
+    also excludes pixels where that SAR is missing: :func:`cloudfree.data.normalize_sample`).
+
+    Raises:
+        ConfigError: the batch has no ``target_sar``.
+    """
+    if SAR_REFERENCE_KEY not in batch:
+        raise ConfigError(
+            f"the sar_pretrain task needs batch key {SAR_REFERENCE_KEY!r} (the SAR of the "
+            "reference date); with the sen12mscr_ts dataset set data.options.target_sar: true"
+        )
+    out = {"target": batch[SAR_REFERENCE_KEY]}
+    if batch.get("valid_mask") is not None:
+        out["valid_mask"] = batch["valid_mask"]
+    return out
+
+
+def _loss_batch_keys(config: TrainConfig) -> frozenset[str]:
+    from cloudfree.losses import build_loss
+
+    loss = build_loss(config.loss.name, **config.loss.kwargs)  # checked by _loss_uses_variance
+    keys = getattr(loss, "batch_keys", None)
+    return frozenset(keys()) if callable(keys) else frozenset()
 
 
 def _loss_uses_variance(config: TrainConfig) -> bool:
@@ -132,6 +181,14 @@ def resolve_task(config: TrainConfig, spec: ModelSpec) -> TaskPlan:
             f"task.stage_weights applies to multi-stage models only; model {name!r} has tasks "
             f"{kinds}"
         )
+    if "sar_pretrain" in tasks:
+        extra = sorted(_loss_batch_keys(config))
+        if extra:
+            raise ConfigError(
+                f"loss: model {name!r} is a SAR pre-training network (task sar_pretrain): its "
+                f"loss compares the reconstruction with the reference date's SAR only, but "
+                f"loss {config.loss.name!r} reads {', '.join(extra)}; use vqvae, l1 or mse"
+            )
     adversarial = None
     channels = 0
     if "adversarial" in tasks:
@@ -151,11 +208,11 @@ def _resolve_adversarial(config: TrainConfig, spec: ModelSpec) -> tuple[Adversar
 
     name = config.model.name
     adv = config.adversarial or AdversarialConfig()
+    # copied from the generator's section, the optimizer takes none of its parameter groups
+    # (their prefixes name the generator's parameters)
+    optimizer = adv.optimizer or config.optimizer.model_copy(update={"param_groups": []})
     adv = adv.model_copy(
-        update={
-            "optimizer": adv.optimizer or config.optimizer,
-            "scheduler": adv.scheduler or config.scheduler,
-        }
+        update={"optimizer": optimizer, "scheduler": adv.scheduler or config.scheduler}
     )
     if adv.gan_loss not in list_gan_losses():
         raise ConfigError(
