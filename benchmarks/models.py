@@ -25,29 +25,20 @@ from _measure import measure  # noqa: E402
 
 def worker(name: str, size: int, repeats: int, threads: int, dates: int) -> dict:
     """One forward of ``name`` through :func:`cloudfree.models.run_model`, inputs built from
-    the model's spec (temporal models get ``dates`` dates, all real)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from cloudfree.models import ModelBatch, create_model, run_model, spec_of
+    the model's spec (temporal models get ``dates`` dates, all real); parameters, MACs and
+    inputs as :mod:`cloudfree.models.complexity` defines them."""
+    from cloudfree.models import create_model, run_model
+    from cloudfree.models.complexity import count_macs, count_parameters, spec_batch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = create_model(name).eval()
-    spec = spec_of(model).inputs
-    lead = (1, dates) if spec.temporal else (1,)
-    optical = torch.rand(*lead, spec.optical_channels or 13, size, size)
-    sar = torch.rand(*lead, spec.sar_channels or 2, size, size) if spec.needs_sar else None
-    days = torch.arange(dates, dtype=torch.float32)[None] * 10 if spec.temporal else None
-    batch = ModelBatch(optical, sar, days)
+    batch = spec_batch(model, size, dates=dates)
     with torch.no_grad():
         result = measure(lambda: run_model(model, batch), repeats=repeats, warmup=1)
-        # after the timing (it slows the call); with the math attention backend, whose matmuls
-        # the counter sees (it counts nothing for the fused CPU attention kernel)
-        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-            run_model(model, batch)
-    result["params"] = sum(p.numel() for p in model.parameters())
-    result["gmacs"] = counter.get_total_flops() / 2e9  # multiply-accumulates (paper 002's FLOPs)
+    # after the timing (it slows the call down); math attention backend (see count_macs)
+    result["params"] = count_parameters(model)
+    result["gmacs"] = count_macs(model, batch) / 1e9  # multiply-accumulates (paper 002's FLOPs)
     return result
 
 

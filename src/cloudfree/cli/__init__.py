@@ -96,6 +96,11 @@ def install_sigterm_handler() -> None:
 #: --help`` does not import torch, rasterio or scipy; tests/test_cli_lazy.py checks that each
 #: line equals the command's own short help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "benchmark": (
+        "benchmark_cmd",
+        "benchmark",
+        "Benchmark models and baselines on a dataset: metrics with intervals, strata, complexity.",
+    ),
     "cloudmask": (
         "cloudmask_cmd",
         "cloudmask",

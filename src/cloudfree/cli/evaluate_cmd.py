@@ -24,6 +24,7 @@ import click
 from click.core import ParameterSource
 
 from cloudfree.metrics import METRIC_NAMES, METRIC_PROTOCOLS, MetricProtocol
+from cloudfree.metrics.protocols import metric_labels
 
 DEFAULT_OUT = "evaluation_per_image.csv"
 DEFAULT_OUT_DIR = "evaluation"
@@ -56,18 +57,6 @@ _REGION_LABELS = {
     "inside_clouds": "inside clouds",
     "outside_clouds": "outside clouds",
 }
-
-
-def _labels(protocol: MetricProtocol) -> dict[str, str]:
-    scale = "" if protocol.error_scale == 1 else f" (x{protocol.error_scale:g})"
-    sam_unit = "deg" if protocol.sam_units == "degrees" else "rad"
-    return {
-        "psnr": "PSNR (dB)",
-        "ssim": "SSIM",
-        "sam": f"SAM ({sam_unit})",
-        "mae": f"MAE{scale}",
-        "rmse": f"RMSE{scale}",
-    }
 
 
 def _fmt(value: float) -> str:
@@ -385,7 +374,7 @@ def _evaluate_dir_mode(
     rows, means = evaluate_directories(
         pred_dir, target_dir, protocol=proto, out_csv=out_csv, bands=bands, progress=True
     )
-    labels = _labels(proto)
+    labels = metric_labels(proto)
     width = max(len(s) for s in labels.values())
     click.echo(f"protocol: {proto.name} ({proto.description})")
     crop = f", centre {proto.center_crop}x{proto.center_crop} crop" if proto.center_crop else ""
@@ -466,7 +455,7 @@ def _evaluate_model_mode(
     )
     if s.get("metric_bands"):
         click.echo(f"metrics:  on bands {','.join(s['metric_bands'])} only")
-    labels = _labels(proto)
+    labels = metric_labels(proto)
     region_w = max(len(v) for v in _REGION_LABELS.values())
     name_w = max(len(n) for n in s["models"])
     col_w = {m: max(len(labels[m]), 9) for m in _TABLE_METRICS}

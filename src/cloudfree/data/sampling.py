@@ -8,10 +8,42 @@ import numpy as np
 
 from cloudfree.errors import ConfigError, DatasetError
 
-__all__ = ["COVER_BINS", "cover_bin_labels", "assign_cover_bins", "stratified_indices"]
+__all__ = [
+    "COVER_BINS",
+    "COVER_BIN_SETS",
+    "MMCANET_COVER_BINS",
+    "cover_bin_labels",
+    "assign_cover_bins",
+    "get_cover_bins",
+    "stratified_indices",
+]
 
-#: The GLF-CR test protocol's cover bins: 0-20, 20-40, 40-60, 60-80, 80-100 %.
+#: The GLF-CR test protocol's cover bins: 0-20, 20-40, 40-60, 60-80, 80-100 % (GLF-CR paper,
+#: Sec. 5.1: 800 test samples drawn from each; Sec. 5.3 / Fig. 6 report per bin).
 COVER_BINS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+#: Paper 000's (MMCANet) six cloud-cover scenarios: 0-10, 10-20, 20-40, 40-60, 60-80,
+#: 80-100 % (its Fig. 6, qualitative only: the paper publishes no per-bin numbers).
+MMCANET_COVER_BINS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+#: Named cover bin sets (the benchmark's ``strata.cover_bins``).
+COVER_BIN_SETS: dict[str, tuple[float, ...]] = {
+    "glf_cr": COVER_BINS,
+    "mmcanet": MMCANET_COVER_BINS,
+}
+
+
+def get_cover_bins(name: str) -> tuple[float, ...]:
+    """The edges of the named cover bin set (:data:`COVER_BIN_SETS`).
+
+    Raises:
+        ConfigError: an unknown name (the message lists the known ones).
+    """
+    try:
+        return COVER_BIN_SETS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(COVER_BIN_SETS)
+        raise ConfigError(f"unknown cover bin set {name!r}; known: {known}") from None
 
 
 def cover_bin_labels(bins: Sequence[float] = COVER_BINS) -> list[str]:

@@ -117,14 +117,18 @@ from cloudfree.normalization import (
 )
 
 __all__ = [
+    "EvaluationData",
     "EvaluationResult",
     "IDENTITY_NAME",
     "REGIONS",
     "SamplePredictions",
+    "build_evaluation_data",
+    "default_baselines",
     "evaluate_checkpoint",
     "evaluate_checkpoints",
     "evaluate_model",
     "evaluate_models",
+    "evaluate_protocols",
     "load_model_for_evaluation",
     "per_image_columns",
     "predict_samples",
@@ -592,11 +596,54 @@ def evaluate_models(
             model, or metric bands a model does not predict.
         DatasetError: an empty dataset or samples without the needed keys.
     """
+    proto = get_metric_protocol(protocol)
+    return evaluate_protocols(
+        models,
+        dataset,
+        protocols=[proto],
+        baselines=baselines,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+        metric_bands=metric_bands,
+    )[proto.name]
+
+
+def evaluate_protocols(
+    models: ModelsArg,
+    dataset: Dataset,
+    *,
+    protocols: Sequence[str | MetricProtocol],
+    baselines: Sequence[str] = (IDENTITY_NAME,),
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = True,
+    metric_bands: str | Sequence[str] | BandSet | None = None,
+) -> dict[str, EvaluationResult]:
+    """:func:`evaluate_models` under several metric protocols in **one** pass over the data:
+    protocol name -> the :class:`EvaluationResult` that ``evaluate_models(...,
+    protocol=name)`` gives (same rows, summary and values: each sample is read and each model
+    run once per batch, and only the metrics are computed once per protocol; the centre crop
+    of a protocol such as ``glf_cr`` is taken of the uncropped reflectance prediction, target
+    and masks, as :func:`evaluate_models` does). The order of ``protocols`` is kept.
+
+    Raises:
+        ConfigError: no protocol, a protocol given twice, an unknown one, and everything
+            :func:`evaluate_models` raises.
+    """
     from tqdm.auto import tqdm
 
     from cloudfree import __version__
 
-    proto = get_metric_protocol(protocol)
+    protos = [get_metric_protocol(p) for p in protocols]
+    if not protos:
+        raise ConfigError("give at least one metric protocol")
+    pnames = [p.name for p in protos]
+    twice = sorted({n for n in pnames if pnames.count(n) > 1})
+    if twice:
+        raise ConfigError(f"metric protocol {', '.join(map(repr, twice))} given twice")
     _check_loader_options(batch_size, num_workers)
     dev = resolve_device(device)
     baseline_fns: dict[str, BaselineFn] = {b: get_baseline(b) for b in baselines}
@@ -626,19 +673,18 @@ def evaluate_models(
         pin_memory=dev.type == "cuda",
         collate_fn=_keep_samples if raw else _collate,
     )
-    crop = proto.center_crop
     names = (*nets, *baseline_fns)
-    values = {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in names}
+    values = {
+        pn: {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in names} for pn in pnames
+    }
     with_var = [k for k, m in nets.items() if _has_variance(m)]
-    unc: dict[str, dict[str, dict[str, list[float]]]] = {
-        k: {r: {s: [] for s in UNCERTAINTY_STATS} for r in REGIONS} for k in with_var
+    unc: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {
+        pn: {k: {r: {s: [] for s in UNCERTAINTY_STATS} for r in REGIONS} for k in with_var}
+        for pn in pnames
     }
     ids: list[str] = []
     covers: list[float] = []
     changed: list[float] = []
-
-    def reflectance(x: torch.Tensor, norm: str) -> torch.Tensor:
-        return center_crop(to_reflectance(x, norm), crop)
 
     was_training = {k: m.training for k, m in nets.items()}
     for m in nets.values():
@@ -651,7 +697,9 @@ def evaluate_models(
             ) as bar,
         ):
             for batch in loader:
-                scored: dict[str, tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = {}
+                # per entry: uncropped reflectance prediction and target, masks, metric-band
+                # positions and the reflectance^2 variance (None without one)
+                scored: dict[str, _Scored] = {}
                 ref_batch: Mapping[str, Any] = {}
                 for group in groups:
                     gb = _group_batch(batch, group, raw, pb04)
@@ -661,27 +709,23 @@ def evaluate_models(
                     inputs = ModelBatch.from_sample(gb).to(dev, non_blocking=True)
                     target = gb["target"].to(dev, non_blocking=True)
                     masks = {
-                        r: center_crop(m, crop).to(dev)
-                        for r, m in _region_masks(gb, tuple(target.shape)).items()
+                        r: m.to(dev) for r, m in _region_masks(gb, tuple(target.shape)).items()
                     }
-                    y = reflectance(target.float(), group.protocol)
+                    y = to_reflectance(target.float(), group.protocol)
                     for member in group.members:
                         out = run_model(member.model, inputs)
                         pred = out.pred
                         _check_pred(member.key, pred, target)
-                        pos = positions[member.key]
-                        p = _take_bands(reflectance(pred.float(), group.protocol), pos)
-                        y_m = _take_bands(y, pos)
-                        scored[member.key] = (p, y_m, masks)
-                        if member.key in unc and out.variance is not None:
+                        var = None
+                        if member.key in with_var and out.variance is not None:
                             var = out.variance.float() * _variance_factor(group.protocol)
-                            var = _take_bands(center_crop(var, crop), pos)
-                            for region, mask in masks.items():
-                                stats = image_uncertainty_stats(p, y_m, var, mask)
-                                for st in UNCERTAINTY_STATS:
-                                    unc[member.key][region][st].extend(
-                                        stats[st].double().cpu().tolist()
-                                    )
+                        scored[member.key] = _Scored(
+                            to_reflectance(pred.float(), group.protocol),
+                            y,
+                            masks,
+                            positions[member.key],
+                            var,
+                        )
                     if group is reference:
                         ref_batch = gb
                         if group.single_date:  # the baselines see the whole series
@@ -690,16 +734,34 @@ def evaluate_models(
                         for b, fn in baseline_fns.items():
                             pred = fn(inputs, gb).to(dev)
                             _check_pred(b, pred, target, "baseline")
-                            p = _take_bands(
-                                reflectance(pred.float(), group.protocol), baseline_positions
+                            scored[b] = _Scored(
+                                to_reflectance(pred.float(), group.protocol),
+                                y,
+                                masks,
+                                baseline_positions,
+                                None,
                             )
-                            scored[b] = (p, _take_bands(y, baseline_positions), masks)
-                for n in names:
-                    p, y, masks = scored[n]
-                    for region, mask in masks.items():
-                        metrics = image_metrics(p, y, proto, mask)
-                        for m in METRIC_NAMES:
-                            values[n][region][m].extend(metrics[m].double().cpu().tolist())
+                for proto in protos:
+                    crop = proto.center_crop
+                    for n in names:
+                        sc = scored[n]
+                        p = _take_bands(center_crop(sc.pred, crop), sc.positions)
+                        y_n = _take_bands(center_crop(sc.target, crop), sc.positions)
+                        cropped = {r: center_crop(m, crop) for r, m in sc.masks.items()}
+                        for region, mask in cropped.items():
+                            metrics = image_metrics(p, y_n, proto, mask)
+                            for m in METRIC_NAMES:
+                                values[proto.name][n][region][m].extend(
+                                    metrics[m].double().cpu().tolist()
+                                )
+                        if sc.variance is not None:
+                            var = _take_bands(center_crop(sc.variance, crop), sc.positions)
+                            for region, mask in cropped.items():
+                                stats = image_uncertainty_stats(p, y_n, var, mask)
+                                for st in UNCERTAINTY_STATS:
+                                    unc[proto.name][n][region][st].extend(
+                                        stats[st].double().cpu().tolist()
+                                    )
                 ids.extend(str(i) for i in ref_batch["id"])
                 covers.extend(
                     float(c) for c in torch.as_tensor(ref_batch["cloud_cover"]).reshape(-1)
@@ -715,6 +777,59 @@ def evaluate_models(
         for k, m in nets.items():
             m.train(was_training[k])
 
+    return {
+        proto.name: _result(
+            proto,
+            values[proto.name],
+            unc[proto.name],
+            ids,
+            covers,
+            changed,
+            nets=nets,
+            baseline_fns=baseline_fns,
+            groups=groups,
+            metric_set=metric_set,
+            base=base,
+            raw=raw,
+            version=__version__,
+        )
+        for proto in protos
+    }
+
+
+@dataclass
+class _Scored:
+    """One entry's batch, before the metric protocol's crop: reflectance prediction and
+    target ``[B, C, H, W]``, region masks, metric-band positions, reflectance^2 variance."""
+
+    pred: torch.Tensor
+    target: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    positions: list[int] | None
+    variance: torch.Tensor | None
+
+
+def _result(
+    proto: MetricProtocol,
+    values: dict[str, dict[str, dict[str, list[float]]]],
+    unc: dict[str, dict[str, dict[str, list[float]]]],
+    ids: list[str],
+    covers: list[float],
+    changed: list[float],
+    *,
+    nets: dict[str, nn.Module],
+    baseline_fns: Mapping[str, BaselineFn],
+    groups: list[_Group],
+    metric_set: BandSet | None,
+    base: Dataset,
+    raw: bool,
+    version: str,
+) -> EvaluationResult:
+    """The :class:`EvaluationResult` of one metric protocol's per-image values."""
+    reference = groups[0]
+    first = reference.members[0]
+    crop = proto.center_crop
+    names = (*nets, *baseline_fns)
     bins = assign_cover_bins(np.asarray(covers, dtype=np.float64), COVER_BINS)
     labels = cover_bin_labels(COVER_BINS)
     has_strata = any(not math.isnan(c) for c in changed)
@@ -778,7 +893,7 @@ def evaluate_models(
         "cover_bins": labels,
         "model": json_compatible(first.config) if first.config else {"name": first.key},
         "evaluated": evaluated,
-        "cloudfree_version": __version__,
+        "cloudfree_version": version,
     }
     if unc:
         summary["uncertainty_definitions"] = UNCERTAINTY_DEFINITIONS
@@ -1092,6 +1207,168 @@ def _check_count(name: str, value: Any, minimum: int) -> None:
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
 
 
+@dataclass
+class EvaluationData:
+    """The samples an evaluation reads (:func:`build_evaluation_data`) and how they were chosen.
+
+    Attributes:
+        dataset: the samples evaluated, raw (a ``Subset`` of the split for ``limit`` /
+            ``sample``).
+        name: the registered dataset.
+        split: the split built (``test`` by default, ``all`` with a season).
+        season: the SEN12MS-CR season folder kept (``ROIs1868_summer``), or None.
+        options: the dataset's constructor options (after the defaults named below).
+        limit: the first-N limit, or None.
+        sample: None, or ``{"n", "seed", "population", "method"}`` (:data:`SAMPLE_TEXT`).
+        temporal: whether the dataset is registered as a time series.
+    """
+
+    dataset: Dataset
+    name: str
+    split: str
+    season: str | None
+    options: dict[str, Any]
+    limit: int | None
+    sample: dict[str, Any] | None
+    temporal: bool
+
+
+@dataclass
+class _DatasetPlan:
+    name: str
+    split: str
+    season: str | None
+    options: dict[str, Any]
+    limit: int | None
+    sample: int | None
+    seed: int | None
+    temporal: bool
+
+
+def default_baselines(dataset: str) -> tuple[str, ...]:
+    """The baselines of an evaluation on registered dataset ``dataset``: ``identity``, and for
+    a time series also :data:`cloudfree.evaluate.baselines.TEMPORAL_BASELINES`."""
+    from cloudfree.data import get_dataset
+
+    temporal = get_dataset(dataset).temporal
+    return (IDENTITY_NAME, *(TEMPORAL_BASELINES if temporal else ()))
+
+
+def _plan_dataset(
+    dataset: str,
+    *,
+    split: str | None,
+    dataset_options: Mapping[str, Any] | None,
+    season: str | None,
+    sample: int | None,
+    seed: int | None,
+    limit: int | None,
+) -> _DatasetPlan:
+    """Check the dataset selection (no file is read)."""
+    from cloudfree.data import get_dataset
+    from cloudfree.data.splits import season_folder
+
+    _check_count("limit", limit, 1)
+    _check_count("sample", sample, 1)
+    _check_count("seed", seed, 0)
+    if sample is not None and limit is not None:
+        raise ConfigError("give limit (the first N samples) or sample (N at random), not both")
+    if seed is not None and sample is None:
+        raise ConfigError("seed sets the random draw of sample; give sample=N with it")
+    info = get_dataset(dataset)
+    options = dict(dataset_options or {})
+    season_name: str | None = None
+    if season is not None:
+        if "seasons" not in info.options():
+            raise ConfigError(
+                f"season selects a SEN12MS-CR season; dataset {dataset!r} has no seasons option"
+            )
+        if "seasons" in options:
+            raise ConfigError("give the season once: season= or dataset_options['seasons']")
+        season_name = season_folder(season)
+        options["seasons"] = [season_name]
+    if split is None:
+        split = "all" if season_name is not None else "test"
+    return _DatasetPlan(dataset, split, season_name, options, limit, sample, seed, info.temporal)
+
+
+def _build_planned(
+    plan: _DatasetPlan,
+    data_root: str | os.PathLike[str],
+    *,
+    csv_path: str | os.PathLike[str] | None = None,
+    skip_incomplete: bool = False,
+) -> EvaluationData:
+    from cloudfree.data import build_dataset
+
+    options = dict(plan.options)
+    if plan.name == "sen12mscr":
+        options = {"crop": "center", "csv_path": csv_path, **options}
+    elif csv_path is not None:
+        raise ConfigError(f"--csv belongs to SEN12MS-CR, not to dataset {plan.name!r}")
+    if skip_incomplete:
+        options["skip_incomplete"] = True
+    full: Dataset = build_dataset(plan.name, data_root, split=plan.split, **options)
+    data: Dataset = full
+    population = len(full)  # type: ignore[arg-type]
+    if plan.limit is not None and plan.limit < population:
+        data = Subset(full, range(plan.limit))
+    drawn: dict[str, Any] | None = None
+    if plan.sample is not None:
+        if plan.sample > population:
+            where = f"the {plan.split!r} split" + (f" of {plan.season}" if plan.season else "")
+            raise ConfigError(
+                f"sample={plan.sample} asks for more images than {where} holds ({population})"
+            )
+        seed = int(plan.seed or 0)
+        drawn = {"n": int(plan.sample), "seed": seed, "population": population}
+        drawn["method"] = SAMPLE_TEXT
+        data = Subset(full, _sample_indices(population, int(plan.sample), seed))
+    return EvaluationData(
+        data, plan.name, plan.split, plan.season, options, plan.limit, drawn, plan.temporal
+    )
+
+
+def build_evaluation_data(
+    dataset: str,
+    data_root: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
+    season: str | None = None,
+    sample: int | None = None,
+    seed: int | None = None,
+    limit: int | None = None,
+    csv_path: str | os.PathLike[str] | None = None,
+    skip_incomplete: bool = False,
+) -> EvaluationData:
+    """The samples of an evaluation, chosen as ``cloudfree evaluate`` chooses them (what
+    :func:`evaluate_checkpoints` and the benchmark build; arguments as there).
+
+    The dataset is built once, raw (``protocol`` left at None), with whole patches:
+    ``sen12mscr`` gets ``crop="center"`` and ``csv_path`` unless ``dataset_options`` say
+    otherwise. ``season`` keeps one SEN12MS-CR season (and makes ``all`` the default split);
+    ``limit`` keeps the first N samples; ``sample`` draws N of them with ``seed``
+    (:data:`SAMPLE_TEXT`).
+
+    Raises:
+        ConfigError: an unknown dataset or option, an unknown season or a season for a
+            dataset without seasons, ``sample`` larger than the split, ``sample`` with
+            ``limit``, ``seed`` without ``sample``.
+        DatasetError: a missing data root or an empty split.
+    """
+    plan = _plan_dataset(
+        dataset,
+        split=split,
+        dataset_options=dataset_options,
+        season=season,
+        sample=sample,
+        seed=seed,
+        limit=limit,
+    )
+    return _build_planned(plan, data_root, csv_path=csv_path, skip_incomplete=skip_incomplete)
+
+
 def evaluate_checkpoints(
     paths: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
     data_root: str | os.PathLike[str],
@@ -1160,31 +1437,16 @@ def evaluate_checkpoints(
             without seasons, ``sample`` larger than the split (and season), ``sample`` with
             ``limit``, or ``seed`` without ``sample``.
     """
-    from cloudfree.data import build_dataset, get_dataset
-    from cloudfree.data.splits import season_folder
-
     proto = get_metric_protocol(protocol)
-    _check_count("limit", limit, 1)
-    _check_count("sample", sample, 1)
-    _check_count("seed", seed, 0)
-    if sample is not None and limit is not None:
-        raise ConfigError("give limit (the first N samples) or sample (N at random), not both")
-    if seed is not None and sample is None:
-        raise ConfigError("seed sets the random draw of sample; give sample=N with it")
-    info = get_dataset(dataset)
-    options = dict(dataset_options or {})
-    season_name: str | None = None
-    if season is not None:
-        if "seasons" not in info.options():
-            raise ConfigError(
-                f"season selects a SEN12MS-CR season; dataset {dataset!r} has no seasons option"
-            )
-        if "seasons" in options:
-            raise ConfigError("give the season once: season= or dataset_options['seasons']")
-        season_name = season_folder(season)
-        options["seasons"] = [season_name]
-    if split is None:
-        split = "all" if season_name is not None else "test"
+    plan = _plan_dataset(
+        dataset,
+        split=split,
+        dataset_options=dataset_options,
+        season=season,
+        sample=sample,
+        seed=seed,
+        limit=limit,
+    )
     resolve_device(device)  # fail on an unavailable device before loading anything
     if isinstance(paths, Mapping):
         given = {str(k): Path(p) for k, p in paths.items()}
@@ -1201,31 +1463,11 @@ def evaluate_checkpoints(
         given = {k: p for k, (p, _) in zip(keys, loaded)}
         models = {k: m for k, (_, m) in zip(keys, loaded)}
     if baselines is None:
-        baselines = (IDENTITY_NAME, *(TEMPORAL_BASELINES if info.temporal else ()))
-    if dataset == "sen12mscr":
-        options = {"crop": "center", "csv_path": csv_path, **options}
-    elif csv_path is not None:
-        raise ConfigError(f"--csv belongs to SEN12MS-CR, not to dataset {dataset!r}")
-    if skip_incomplete:
-        options["skip_incomplete"] = True
-    full: Dataset = build_dataset(dataset, data_root, split=split, **options)
-    data: Dataset = full
-    population = len(full)  # type: ignore[arg-type]
-    if limit is not None and limit < population:
-        data = Subset(full, range(limit))
-    drawn: dict[str, Any] | None = None
-    if sample is not None:
-        if sample > population:
-            where = f"the {split!r} split" + (f" of {season_name}" if season_name else "")
-            raise ConfigError(
-                f"sample={sample} asks for more images than {where} holds ({population})"
-            )
-        drawn = {"n": int(sample), "seed": int(seed or 0), "population": population}
-        drawn["method"] = SAMPLE_TEXT
-        data = Subset(full, _sample_indices(population, int(sample), int(seed or 0)))
+        baselines = default_baselines(dataset)
+    planned = _build_planned(plan, data_root, csv_path=csv_path, skip_incomplete=skip_incomplete)
     result = evaluate_models(
         models,
-        data,
+        planned.dataset,
         baselines=baselines,
         protocol=proto,
         batch_size=batch_size,
@@ -1243,10 +1485,10 @@ def evaluate_checkpoints(
     s["checkpoint"] = s["checkpoints"][result.model_name]
     s["weights_dir"] = s["weights_dirs"][result.model_name]
     s["limit"] = limit
-    s["season"] = season_name
-    s["sample"] = drawn
+    s["season"] = planned.season
+    s["sample"] = planned.sample
     s["dataset_name"] = dataset
-    s["dataset_options"] = json_compatible(options)
+    s["dataset_options"] = json_compatible(planned.options)
     if out_dir is not None:
         write_evaluation(result, out_dir)
     return result

@@ -37,7 +37,7 @@ from typing import Literal
 
 from cloudfree.errors import ConfigError
 
-__all__ = ["MetricProtocol", "METRIC_PROTOCOLS", "get_metric_protocol"]
+__all__ = ["MetricProtocol", "METRIC_PROTOCOLS", "get_metric_protocol", "metric_labels"]
 
 SamAxis = Literal["spectral", "height"]
 SamZeroPolicy = Literal["exclude", "epsilon"]
@@ -171,3 +171,16 @@ def get_metric_protocol(protocol: str | MetricProtocol) -> MetricProtocol:
         raise ConfigError(
             f"unknown metric protocol {protocol!r}; valid: {sorted(METRIC_PROTOCOLS)}"
         ) from None
+
+
+def metric_labels(protocol: MetricProtocol) -> dict[str, str]:
+    """Column titles of the metrics under ``protocol`` (units, error scale)."""
+    scale = "" if protocol.error_scale == 1 else f" (x{protocol.error_scale:g})"
+    sam_unit = "deg" if protocol.sam_units == "degrees" else "rad"
+    return {
+        "psnr": "PSNR (dB)",
+        "ssim": "SSIM",
+        "sam": f"SAM ({sam_unit})",
+        "mae": f"MAE{scale}",
+        "rmse": f"RMSE{scale}",
+    }
