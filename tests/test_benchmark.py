@@ -288,3 +288,38 @@ def test_complexity_helpers() -> None:
     assert math.isnan(throughput_km2_per_s(256, 0.0))
     with pytest.raises(ConfigError, match="size must be a positive integer"):
         spec_batch(model, 0)
+
+
+def test_paper_table_next_to_our_numbers(world: dict[str, Path], tmp_path: Path) -> None:
+    """--paper-table lays the benchmark's overall means (under the table's closest protocol)
+    next to the published rows; an unknown table fails before the run; files are not
+    replaced without --overwrite."""
+    from cloudfree.evaluate.paper_tables import load_paper_table
+
+    cfg = {
+        "models": [{"key": "dsen2cr", "weights": str(world["a"])}],
+        "dataset": {"root": str(world["s"]), "split": "all"},
+        "protocols": ["uncrtaints", "glf_cr"],
+        "bootstrap": {"samples": 50, "seed": 0},
+        "complexity": None,
+    }
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "o"
+    args = ["benchmark", str(path), "--out", str(out), "--quiet"]
+    res = CliRunner().invoke(main, [*args, "--paper-table", "glf_cr_table1"])
+    assert res.exit_code == 0, res.output
+    text = (out / "paper_glf_cr_table1.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    ours = summary["protocols"]["glf_cr"]["models"]["dsen2cr"]["overall"]["all"]["all"]
+    row = next(line for line in text.splitlines() if line.startswith("| DSen2-CR"))
+    published = next(r for r in load_paper_table("glf_cr_table1").rows if r.model == "dsen2cr")
+    assert f"{published.values[0]:.4f}" in row  # the published PSNR
+    assert f"{ours['psnr']['mean']:.4f}" in row  # ours, measured under glf_cr
+    assert "glf_cr" in text.strip().split("\n\n")[-1]  # the footnote states our protocol
+    again = CliRunner().invoke(main, [*args, "--paper-table", "glf_cr_table1"])
+    assert again.exit_code != 0 and "overwrite" in again.output
+    bad = CliRunner().invoke(main, [*args, "--overwrite", "--paper-table", "no_such_table"])
+    assert bad.exit_code != 0 and "no_such_table" in bad.output
+    listed = CliRunner().invoke(main, [*args, "--paper-table", "list"])
+    assert listed.exit_code == 0 and "sgbaf_table1" in listed.output.split()

@@ -31,12 +31,21 @@ import click
     metavar="KEY=VALUE",
     help="Override a config key (repeatable), e.g. --set dataset.sample=100.",
 )
+@click.option(
+    "--paper-table",
+    "paper_tables",
+    multiple=True,
+    metavar="NAME",
+    help="Also lay our numbers out next to a published table (repeatable), written as "
+    "paper_NAME.md; --paper-table list names the shipped tables.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def benchmark(
     config_file: Path,
     out: Path | None,
     overwrite: bool,
     assignments: tuple[str, ...],
+    paper_tables: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Benchmark models and baselines on a dataset: metrics with intervals, strata, complexity.
@@ -49,10 +58,30 @@ def benchmark(
     directory. Means come with a 95 % percentile bootstrap interval over images.
     """
     from cloudfree.cli.models_cmd import parse_assignments
-    from cloudfree.evaluate.benchmark import load_benchmark_config, run_benchmark
+    from cloudfree.evaluate.benchmark import (
+        load_benchmark_config,
+        paper_table_markdown,
+        run_benchmark,
+    )
+    from cloudfree.evaluate.paper_tables import list_paper_tables, load_paper_table
+    from cloudfree.io.atomic import atomic_write_text
+    from cloudfree.io.outputs import check_output
 
+    if "list" in paper_tables:
+        for name in list_paper_tables():
+            click.echo(name)
+        return
+    for name in paper_tables:
+        load_paper_table(name)  # an unknown name fails before the benchmark runs
     config = load_benchmark_config(config_file, parse_assignments(assignments), out=out)
+    out_dir = Path(out if out is not None else (config.out or "benchmark"))
+    table_files = [out_dir / f"paper_{name}.md" for name in paper_tables]
+    for path in table_files:
+        check_output(path, overwrite=overwrite)
     result = run_benchmark(config, overwrite=overwrite, progress=not quiet)
+    for name, path in zip(paper_tables, table_files, strict=True):
+        atomic_write_text(path, paper_table_markdown(result, config, name) + "\n")
+        result.files[f"paper_{name}"] = path
     s = result.summary
     ds = s["dataset"]
     click.echo(

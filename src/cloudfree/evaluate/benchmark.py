@@ -990,3 +990,48 @@ def _csv_value(v: Any) -> str:
     if isinstance(v, bool | int | str):
         return str(v)
     return repr(float(v))
+
+
+# --------------------------------------------------------------------------- paper tables
+def paper_table_markdown(result: BenchmarkResult, config: BenchmarkConfig, name: str) -> str:
+    """The shipped paper table ``name`` (:mod:`cloudfree.evaluate.paper_tables`) with this
+    benchmark's numbers next to the published ones.
+
+    Ours are the **overall** means (the papers score whole images) under the table's closest
+    metric protocol when the benchmark measured it, else under the first protocol (the
+    footnote then says so); season strata fill the per-season columns (``"<season>/<metric>"``),
+    a table whose conditions are datasets takes ours as the benchmark's dataset, and the
+    complexity table (when measured) fills parameter and MAC columns.
+    """
+    from cloudfree.evaluate.paper_tables import OurProtocol, layout_paper_table, load_paper_table
+
+    table = load_paper_table(name)
+    protocol = (
+        table.metric_protocol if table.metric_protocol in config.protocols else config.protocols[0]
+    )
+    by_entry = result.summary["protocols"][protocol]["models"]
+    measured: dict[str, dict[str, float]] = {}
+    for entry, regions in by_entry.items():
+        overall = regions["overall"]
+        values = {m: cell["mean"] for m, cell in overall["all"]["all"].items()}
+        for season, cells in overall.get("season", {}).items():
+            values.update({f"{season}/{m}": cell["mean"] for m, cell in cells.items()})
+        figures = result.complexity.get(entry)
+        if figures is not None:
+            values.update(params=figures["params"], macs=figures["macs"])
+        measured[entry] = {k: v for k, v in values.items() if v is not None}
+    registry = {k: str(meta["name"]) for k, meta in result.summary["models"].items()}
+    conditions = table.conditions
+    condition = config.dataset.name if config.dataset.name in conditions else None
+    season = config.dataset.season
+    if condition is None and season is not None:
+        short = season.split("_", 1)[-1]  # ROIs1868_summer -> summer
+        condition = short if short in conditions else None
+    ours = OurProtocol(
+        dataset=config.dataset.name,
+        split=config.dataset.split,
+        protocol=protocol,
+        bands=str(config.metric_bands) if config.metric_bands else "all",
+        notes=(f"{result.summary['dataset']['n_images']} images, overall region",),
+    )
+    return layout_paper_table(table, measured, registry, ours=ours, condition=condition)
