@@ -1,4 +1,5 @@
-"""`cloudfree models ...`: list the registered models, convert official checkpoints."""
+"""`cloudfree models ...`: list the registered models, convert official checkpoints, write the
+model zoo page (``cloudfree models zoo``, :mod:`cloudfree.models.zoo`)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,47 @@ def convert_command(
     model = load_official_checkpoint(name, checkpoint, **kwargs)
     save_pretrained(model, outdir, extra={"converted_from": checkpoint.name})
     click.echo(f"{outdir}: {name} weights written (sha256 {weights_sha256(outdir)[:16]}...)")
+
+
+@models.command("zoo")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the page to FILE instead of printing it.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists with other content.")
+@click.option(
+    "--update-counts",
+    is_flag=True,
+    help="Recount the MACs of models whose cached count is missing or stale and rewrite the "
+    "shipped cache (cloudfree/models/resources/zoo_counts.json) first; slow (minutes).",
+)
+def zoo_command(out: Path | None, overwrite: bool, update_counts: bool) -> None:
+    """Write the model zoo page (docs/model_zoo.md) from the registry.
+
+    For every registered model: paper, protocol, bands, contract, parameters, MACs at
+    256 x 256 (T = 3), official code and our parity figure, published weights and the
+    `cloudfree models convert` command for them. Without --update-counts a stale count is
+    recounted for the page but not stored.
+    """
+    from cloudfree.io.atomic import atomic_write_text
+    from cloudfree.io.outputs import check_output
+    from cloudfree.models.zoo import model_zoo_markdown
+    from cloudfree.models.zoo import update_counts as recount
+
+    if out is not None and out.is_dir():
+        raise ConfigError(f"{out}: is a directory; --out is the Markdown file to write")
+    if update_counts:
+        names = recount()
+        click.echo(f"recounted: {', '.join(names) or 'none (the cache is current)'}", err=True)
+    text = model_zoo_markdown()
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    if out.is_file() and out.read_text(encoding="utf-8") == text:
+        click.echo(f"{out}: model zoo page unchanged", err=True)
+        return
+    check_output(out, overwrite=overwrite, what="page")
+    atomic_write_text(out, text)
+    click.echo(f"{out}: model zoo page written", err=True)
