@@ -93,7 +93,7 @@ def _model(runs: dict[str, Any], key: str) -> Any:
     )  # fmt: skip
 
 
-def _scores(runs: dict[str, Any], keys: list[str]) -> dict[str, dict[str, float]]:
+def _scores(runs: dict[str, Any], keys: list[str], root: Any = None) -> dict[str, dict[str, float]]:
     """PSNR inside clouds per model and baseline: overall, changed and unchanged aux dates,
     over ``DRAWS`` seeded draws of the sampler on the test series (means weighted by the
     number of samples of each draw and stratum)."""
@@ -104,7 +104,7 @@ def _scores(runs: dict[str, Any], keys: list[str]) -> dict[str, dict[str, float]
     sums: dict[str, dict[str, float]] = {}
     counts = {"all": 0, "changed": 0, "unchanged": 0}
     for seed in range(DRAWS):
-        test = SEN12MSCRTS(runs["root"], "test", sampler="ca_mtcr", n_aux=2, seed=seed)
+        test = SEN12MSCRTS(root or runs["root"], "test", sampler="ca_mtcr", n_aux=2, seed=seed)
         baselines = ("identity", "least_cloudy", "mosaic")
         res = evaluate_models(models, test, baselines=baselines, progress=False)
         strata = res.summary["models"][keys[0]]["per_aux_change"]
@@ -123,7 +123,10 @@ def _scores(runs: dict[str, Any], keys: list[str]) -> dict[str, dict[str, float]
                     acc[s] += psnr[s] * n[s]
         for s in counts:
             counts[s] += n[s]
-    out = {k: {s: v[s] / max(counts[s], 1) for s in counts} for k, v in sums.items()}
+    out = {
+        k: {s: v[s] / counts[s] if counts[s] else float("nan") for s in counts}
+        for k, v in sums.items()
+    }
     print(f"\ntest ({counts['all']} samples = {DRAWS} draws of the sampler; aux changed "
           f"{counts['changed']}, unchanged {counts['unchanged']}), PSNR inside the clouds of "
           "date N (all / changed / unchanged):")  # fmt: skip
@@ -138,6 +141,41 @@ def test_002a_change_awareness_helps_most_where_aux_dates_changed(runs: dict[str
     gain_changed = s["ca_mtcr"]["changed"] - s["no_ca"]["changed"]
     gain_unchanged = s["ca_mtcr"]["unchanged"] - s["no_ca"]["unchanged"]
     assert gain_changed > gain_unchanged, (gain_changed, gain_unchanged)
+
+
+def _test_root(runs: dict[str, Any], change_rate: float) -> Any:
+    """The same simulated series (same seed) with another change rate, for testing only."""
+    from cloudfree.synth.temporal_writers import write_sen12mscr_ts_synthetic
+
+    key = f"root_{change_rate}"
+    if key not in runs:
+        runs[key] = runs["tmp"].parent / f"data_change_{change_rate}"
+        write_sen12mscr_ts_synthetic(
+            runs[key], patches=66, size=64, seed=7, dates=10, change_rate=change_rate
+        )
+    return runs[key]
+
+
+def test_002a_gain_over_no_ca_grows_with_the_change_rate(runs: dict[str, Any]) -> None:
+    """Fig. 7a as a dose-response: the models trained at change rate 0.5, tested on the same
+    series simulated without surface changes (0.0) and with twice the rate (1.0). Added after
+    the stratified check above turned out to have only 2 "unchanged" samples of 40."""
+    gains = {}
+    for rate in (0.0, 1.0):
+        s = _scores(runs, ["ca_mtcr", "no_ca"], _test_root(runs, rate))
+        gains[rate] = s["ca_mtcr"]["all"] - s["no_ca"]["all"]
+    print(f"gain of CA-MTCR over w/o CA inside clouds: {gains}")
+    assert gains[1.0] > gains[0.0], gains
+
+
+def test_002c_lead_over_uncrtaints_grows_with_the_change_rate(runs: dict[str, Any]) -> None:
+    """002-c on the same dose-response test sets (see the test above)."""
+    leads = {}
+    for rate in (0.0, 1.0):
+        s = _scores(runs, ["ca_mtcr", "uncrtaints"], _test_root(runs, rate))
+        leads[rate] = s["ca_mtcr"]["all"] - s["uncrtaints"]["all"]
+    print(f"lead of CA-MTCR over UnCRtainTS inside clouds: {leads}")
+    assert leads[1.0] > leads[0.0], leads
 
 
 def test_002c_lead_over_uncrtaints_larger_with_changed_aux(runs: dict[str, Any]) -> None:
