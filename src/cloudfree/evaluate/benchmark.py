@@ -27,6 +27,8 @@ and lists the valid ones, as the training configuration does):
 ``batch_size``, ``device``, ``num_workers``
 ``bootstrap``   ``samples`` (1000), ``seed`` (0), ``confidence`` (0.95)
 ``complexity``  ``size`` (256), ``dates`` (3), ``repeats`` (3), ``warmup`` (1), or null to skip
+``report``      ``panels`` (4: sample panels from low to high cover, every model side by
+                side; 0: none), or null for no ``report.html``
 ``out``         output directory (the CLI's ``--out`` wins)
 
 Decisions:
@@ -62,10 +64,23 @@ Decisions:
 * **Reproducibility.** The same config on the same machine and thread count gives the same
   ``per_image.csv`` and ``tables.md`` / ``tables.csv`` byte for byte (no timestamp is
   written; timings appear only in the complexity table and ``complexity.csv``).
+* **The page** ``report.html`` (:func:`cloudfree.report.benchmark_page.render_benchmark_html`:
+  what was benchmarked, the ranked table of the first protocol, every protocol's tables, the
+  per-stratum plots, PSNR against MACs, the panels, the complexity table; self-contained).
+  Its panels are ``panels`` samples at evenly spaced ranks of the cloud-cover order
+  (:func:`cloudfree.report.select_by_cover`), every model run on them once more by
+  :func:`cloudfree.evaluate.predict_samples` (the code path of ``cloudfree report --panels``
+  and the demo), captioned with the first protocol's inside-cloud PSNR / MAE. The panel PNGs
+  are rendered into a temporary folder and embedded, so the page is one file and the
+  benchmark writes no image beside it. Baselines have no panel column (the cloudy input is
+  the identity's); models taking different optical bands cannot share panels
+  (:func:`cloudfree.evaluate.predict_samples` refuses them): the page then says so and has
+  none.
 * **Outputs** (all written atomically, after every measurement): ``per_image.csv``,
-  ``summary.json``, ``tables.md``, ``tables.csv``, ``complexity.csv`` (when measured). An
-  existing output file is never replaced without ``overwrite``; with it, a stale
-  ``complexity.csv`` of an earlier run is removed when this run measures none.
+  ``summary.json``, ``tables.md``, ``tables.csv``, ``complexity.csv`` (when measured),
+  ``report.html`` (unless ``report`` is null). An existing output file is never replaced
+  without ``overwrite``; with it, a stale ``complexity.csv`` (``report.html``) of an earlier
+  run is removed when this run measures none (writes none).
 """
 
 from __future__ import annotations
@@ -106,6 +121,7 @@ __all__ = [
     "ComplexityConfig",
     "DatasetSection",
     "ModelEntry",
+    "ReportConfig",
     "StrataConfig",
     "bootstrap_means",
     "build_benchmark_config",
@@ -120,6 +136,7 @@ SUMMARY_JSON = "summary.json"
 TABLES_MD = "tables.md"
 TABLES_CSV = "tables.csv"
 COMPLEXITY_CSV = "complexity.csv"
+REPORT_HTML = "report.html"
 #: Every file a benchmark may write into its output directory.
 BENCHMARK_FILES: tuple[str, ...] = (
     PER_IMAGE_CSV,
@@ -127,6 +144,7 @@ BENCHMARK_FILES: tuple[str, ...] = (
     TABLES_MD,
     TABLES_CSV,
     COMPLEXITY_CSV,
+    REPORT_HTML,
 )
 
 BOOTSTRAP_TEXT = (
@@ -217,6 +235,12 @@ class ComplexityConfig(ConfigSection):
     warmup: NonNegativeInt = 1
 
 
+class ReportConfig(ConfigSection):
+    """The page ``report.html``: how many sample panels it shows (0: none)."""
+
+    panels: NonNegativeInt = 4
+
+
 class BenchmarkConfig(ConfigSection):
     """A whole benchmark (see the module docstring)."""
 
@@ -231,6 +255,7 @@ class BenchmarkConfig(ConfigSection):
     num_workers: NonNegativeInt = 0
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     complexity: ComplexityConfig | None = Field(default_factory=ComplexityConfig)
+    report: ReportConfig | None = Field(default_factory=ReportConfig)
     out: str | None = None
 
     @field_validator("protocols")
@@ -619,9 +644,51 @@ def run_benchmark(
             complexity[key] = {"model": key, "name": model_meta[key]["name"], **figures.as_dict()}
 
     summary = _summary(config, out, data, results, entries, members, cells, model_meta, complexity)
+    page = _report_page(config, summary, complexity, nets, data.dataset, covers, dev)
     files = _write(out, config, per_image, summary, results, entries, members, cells, complexity,
-                   labels, overwrite)  # fmt: skip
+                   labels, overwrite, page)  # fmt: skip
     return BenchmarkResult(out, files, summary, per_image, results, complexity)
+
+
+def _report_page(
+    config: BenchmarkConfig,
+    summary: Mapping[str, Any],
+    complexity: Mapping[str, Mapping[str, Any]],
+    nets: Mapping[str, Any],
+    dataset: Any,
+    covers: Sequence[float],
+    device: torch.device,
+) -> str | None:
+    """The text of ``report.html`` (None when ``report`` is null); its panels are rendered
+    into a temporary folder and embedded (module docstring)."""
+    import tempfile
+
+    from cloudfree.evaluate.model_eval import predict_samples
+    from cloudfree.report.benchmark_page import render_benchmark_html
+    from cloudfree.report.panels import render_sample_panels, select_by_cover
+
+    if config.report is None:
+        return None
+    indices = select_by_cover(covers, config.report.panels)
+    if not indices or not nets:
+        return render_benchmark_html(summary, complexity)
+    try:
+        predicted = predict_samples(
+            dict(nets), dataset, indices, metric_protocol=config.protocols[0], device=device
+        )
+    except ConfigError as exc:  # e.g. models with different bands: no shared panels
+        note = {"columns": [], "samples": [], "unavailable": str(exc)}
+        return render_benchmark_html(summary, complexity, panels=note, panels_dir=".")
+    with tempfile.TemporaryDirectory(prefix="cloudfree_panels_") as tmp:
+        manifest = render_sample_panels(
+            predicted.samples,
+            predicted.predictions,
+            tmp,
+            band_names=predicted.band_names,
+            metric_protocol=predicted.metric_protocol,
+            metrics_crop=predicted.metrics_crop,
+        )
+        return render_benchmark_html(summary, complexity, panels=manifest, panels_dir=tmp)
 
 
 def _per_image_rows(
@@ -787,14 +854,11 @@ def _cell_text(cell: Mapping[str, float], metric: str) -> str:
 
 
 def _ranked(entries: Sequence[str], psnr: Mapping[str, float]) -> list[str]:
-    """Entries by mean PSNR, highest first; NaN last; ties in the given order."""
-    order = {e: i for i, e in enumerate(entries)}
+    """Entries by mean PSNR, highest first; NaN last; ties in the given order (the ranking of
+    the page too: :func:`cloudfree.report.benchmark_page.rank_by_psnr`)."""
+    from cloudfree.report.benchmark_page import rank_by_psnr
 
-    def key(e: str) -> tuple[int, float, int]:
-        v = psnr[e]
-        return (1, 0.0, order[e]) if math.isnan(v) else (0, -v, order[e])
-
-    return sorted(entries, key=key)
+    return rank_by_psnr(entries, psnr)
 
 
 def _table_rows(
@@ -960,6 +1024,7 @@ def _write(
     complexity: Mapping[str, Mapping[str, Any]],
     labels: Mapping[str, list[str]],
     overwrite: bool,
+    page: str | None = None,
 ) -> dict[str, Path]:
     from cloudfree.io.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 
@@ -980,6 +1045,10 @@ def _write(
         files[COMPLEXITY_CSV] = atomic_write_text(out / COMPLEXITY_CSV, text.getvalue())
     elif overwrite and (out / COMPLEXITY_CSV).exists():
         (out / COMPLEXITY_CSV).unlink()  # a stale table of an earlier run
+    if page is not None:
+        files[REPORT_HTML] = atomic_write_text(out / REPORT_HTML, page)
+    elif overwrite and (out / REPORT_HTML).exists():
+        (out / REPORT_HTML).unlink()  # a stale page of an earlier run
     files[SUMMARY_JSON] = atomic_write_json(out / SUMMARY_JSON, summary)
     return files
 

@@ -69,13 +69,17 @@ from cloudfree.report.plots import (
 __all__ = [
     "DEFAULT_LABELS",
     "PLOT_PNG",
+    "REPORT_CSS",
     "REPORT_HTML",
     "SCENE_JSON",
     "UNCERTAINTY_PNG",
     "ReportInputs",
     "build_report",
+    "facts_list",
     "load_report_inputs",
     "model_label",
+    "panels_section",
+    "png_data_uri",
     "render_report_html",
     "report_input_files",
     "side_files_dir",
@@ -111,7 +115,8 @@ _METRICS = (
     ("mae", "MAE", 4, False),
 )
 
-_CSS = """
+#: The style sheet of every report page (run reports and benchmark pages).
+REPORT_CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;
 max-width:1320px;padding:0 16px;color:#1f2937;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;
@@ -208,14 +213,15 @@ def _fmt(value: Any, digits: int) -> str:
     return "&ndash;" if v is None else f"{v:.{digits}f}"
 
 
-def _png_uri(data: bytes) -> str:
+def png_data_uri(data: bytes) -> str:
+    """PNG bytes as a ``data:image/png;base64,...`` URI (pages embed every image)."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _data_uri(path: Path) -> str | None:
     """The PNG file at ``path`` as a data URI (None when it cannot be read)."""
     try:
-        return _png_uri(path.read_bytes())
+        return png_data_uri(path.read_bytes())
     except OSError:
         return None
 
@@ -321,10 +327,10 @@ def _measurement_notes(summary: Mapping[str, Any]) -> str:
         facts.append(("dataset", html.escape(str(dataset["root"]))))
     if summary.get("checkpoint"):
         facts.append(("checkpoint", html.escape(str(summary["checkpoint"]))))
-    return _facts(facts)
+    return facts_list(facts)
 
 
-def _facts(facts: Sequence[tuple[str, str]]) -> str:
+def facts_list(facts: Sequence[tuple[str, str]]) -> str:
     """A definition list; values are already HTML."""
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{v}</dd>" for k, v in facts)
     return f'<dl class="facts">{items}</dl>'
@@ -375,7 +381,7 @@ def _uncertainty_section(summary: Mapping[str, Any], plot_png: bytes | None) -> 
     )
     if plot_png is not None:
         out.append(
-            f'<img src="{_png_uri(plot_png)}" alt="Uncertainty calibration and discard curve" '
+            f'<img src="{png_data_uri(plot_png)}" alt="Uncertainty calibration and discard curve" '
             'width="100%" style="max-width:1040px">'
         )
         out.append(
@@ -386,7 +392,7 @@ def _uncertainty_section(summary: Mapping[str, Any], plot_png: bytes | None) -> 
         )
     definitions = summary.get("uncertainty_definitions")
     if definitions:
-        out.append(_facts([("definitions", html.escape(str(definitions)))]))
+        out.append(facts_list([("definitions", html.escape(str(definitions)))]))
     return "".join(out)
 
 
@@ -396,8 +402,14 @@ def _split_title(summary: Mapping[str, Any]) -> str:
     return {"val": "Validation", "train": "Training", "all": "All"}.get(split, "Test")
 
 
-def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[str, Any]) -> str:
-    base = run_dir / PANELS_DIR
+def panels_section(
+    panels: Mapping[str, Any], base: str | os.PathLike[str], summary: Mapping[str, Any]
+) -> str:
+    """The HTML section of sample panels: ``panels`` is the manifest of
+    :func:`cloudfree.report.panels.render_sample_panels`, ``base`` the folder of its PNGs (each
+    embedded as a data URI), ``summary`` gives ``split`` (the title) and ``protocol`` (the
+    caption note's fallback). Empty when the manifest has no column or no sample."""
+    base = Path(base)
     columns = list(panels.get("columns") or [])
     samples = list(panels.get("samples") or [])
     if not columns or not samples:
@@ -482,6 +494,11 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
     return "".join(out)
 
 
+def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[str, Any]) -> str:
+    """:func:`panels_section` of a run directory's panels (``run_dir/panels``)."""
+    return panels_section(panels, Path(run_dir) / PANELS_DIR, summary)
+
+
 def _scene_section(scene: Mapping[str, Any], run_dir: Path) -> str:
     out = [f"<h2>{html.escape(str(scene.get('title', 'Whole scene: before and after')))}</h2>"]
     if scene.get("text"):
@@ -498,7 +515,7 @@ def _scene_section(scene: Mapping[str, Any], run_dir: Path) -> str:
     out.append("</div>")
     facts = scene.get("facts") or {}
     if facts:
-        out.append(_facts([(str(k), html.escape(str(v))) for k, v in facts.items()]))
+        out.append(facts_list([(str(k), html.escape(str(v))) for k, v in facts.items()]))
     return "".join(out)
 
 
@@ -510,7 +527,7 @@ def _setup_section(summary: Mapping[str, Any]) -> str:
             return ""
         setup = {"model": json.dumps(model, sort_keys=True)}
     facts = [(str(k), html.escape(str(v))) for k, v in setup.items()]
-    return "<h2>How this was made</h2>" + _facts(facts)
+    return "<h2>How this was made</h2>" + facts_list(facts)
 
 
 def render_report_html(
@@ -538,7 +555,7 @@ def render_report_html(
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">Metric protocol <b>{html.escape(str(summary.get("protocol", "?")))}'
         f"</b> &middot; split {html.escape(str(summary.get('split', '?')))} &middot; "
@@ -559,7 +576,7 @@ def render_report_html(
     parts.append(_measurement_notes(summary))
     parts.append('<h2 id="cover-bins">PSNR per cloud-cover bin</h2>')
     parts.append(
-        f'<img src="{_png_uri(plot_png)}" alt="PSNR per cloud-cover bin" width="100%" '
+        f'<img src="{png_data_uri(plot_png)}" alt="PSNR per cloud-cover bin" width="100%" '
         'style="max-width:1040px">'
     )
     parts.append(

@@ -14,6 +14,13 @@ calibration diagram (per bin of the images' mean variance, the RMS observed erro
 marker area growing with the bin's image count, the diagonal = perfect calibration; empty bins
 have no marker) and the discard curve (mean squared error of the most certain 5 %, ..., 100 %
 of the images, with its linear fit).
+
+:func:`stratum_figure` (benchmark pages) draws one metric per stratum of one family (cover bins,
+seasons, ...) for every model: grouped bars of the stratum means with their bootstrap
+intervals as error bars; a stratum without images (or without a finite mean) has no bar; the
+x labels give each stratum's number of images. :func:`psnr_macs_figure` draws each measured
+model's mean PSNR against its MACs (log axis, one labelled point per model); entries without
+MACs (baselines) are dashed horizontal lines at their PSNR, labelled at the right.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ __all__ = [
     "cover_bin_figure",
     "cover_bin_table",
     "finite_or_none",
+    "model_colour",
+    "psnr_macs_figure",
+    "stratum_figure",
     "uncertainty_figure",
     "uncertainty_models",
 ]
@@ -48,6 +58,15 @@ def finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+def model_colour(name: str, index: int) -> str | tuple[float, float, float]:
+    """The colour of model ``name``: :data:`MODEL_COLOURS`, else tab10's ``index``-th colour
+    (cycling)."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"].colors
+    return MODEL_COLOURS.get(name, palette[index % len(palette)])
 
 
 def _nanmean(values: Sequence[float | None]) -> float | None:
@@ -114,13 +133,12 @@ def cover_bin_figure(
         panels.append(("inside_clouds", "PSNR inside clouds"))
     fig = Figure(figsize=(5.2 * len(panels), 3.6), dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    palette = matplotlib.colormaps["tab10"].colors
     for ax, (region, title) in zip(axes, panels):
         bins, counts, values = cover_bin_table(summary, rows, region, "psnr")
         n_models = max(1, len(values))
         width = 0.8 / n_models
         for k, (name, vals) in enumerate(values.items()):
-            colour = MODEL_COLOURS.get(name, palette[k % len(palette)])
+            colour = model_colour(name, k)
             xs = [i + (k - (n_models - 1) / 2) * width for i in range(len(bins))]
             pts = [(x, v) for x, v in zip(xs, vals) if v is not None]
             if pts:
@@ -186,13 +204,12 @@ def uncertainty_figure(
     from matplotlib.figure import Figure
 
     labels = dict(labels or {})
-    palette = matplotlib.colormaps["tab10"].colors
     fig = Figure(figsize=(10.4, 4.0), dpi=dpi, layout="constrained")
     cal_ax, dis_ax = fig.subplots(1, 2)
     top = 0.0
     for k, name in enumerate(names):
         u = summary["models"][name]["uncertainty"]
-        colour = MODEL_COLOURS.get(name, palette[k % len(palette)])
+        colour = model_colour(name, k)
         label = labels.get(name, name)
         bins = [b for b in u.get("calibration") or [] if isinstance(b, Mapping)]
         xs, ys, idx = _points([b.get("rms_std") for b in bins], [b.get("rmse") for b in bins])
@@ -236,3 +253,142 @@ def uncertainty_figure(
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def stratum_figure(
+    strata: Sequence[str],
+    counts: Sequence[int],
+    cells: Mapping[str, Sequence[Mapping[str, Any] | None]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str = "PSNR (dB)",
+    unit: str = "",
+    labels: Mapping[str, str] | None = None,
+    dpi: int = 110,
+) -> bytes:
+    """PNG bytes of one metric per stratum (module docstring).
+
+    Args:
+        strata: the stratum labels, in display order; counts: images per stratum.
+        cells: model key -> one ``{"mean", "lo", "hi"}`` (or None) per stratum.
+        title, xlabel, ylabel: texts of the axes; unit: appended to the x tick labels
+            (``" %"`` for cover bins).
+        labels: model key -> legend label (default: the key).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    labels = dict(labels or {})
+    fig = Figure(figsize=(max(5.2, 1.1 * len(strata) + 2.5), 3.8), dpi=dpi, layout="constrained")
+    ax = fig.subplots()
+    n_models = max(1, len(cells))
+    width = 0.8 / n_models
+    finite: list[float] = []
+    for k, (name, row) in enumerate(cells.items()):
+        xs, ys, err_lo, err_hi = [], [], [], []
+        for i, cell in enumerate(row):
+            mean = finite_or_none((cell or {}).get("mean"))
+            if mean is None:
+                continue
+            lo = finite_or_none((cell or {}).get("lo"))
+            hi = finite_or_none((cell or {}).get("hi"))
+            xs.append(i + (k - (n_models - 1) / 2) * width)
+            ys.append(mean)
+            err_lo.append(mean - lo if lo is not None else 0.0)
+            err_hi.append(hi - mean if hi is not None else 0.0)
+            finite += [mean, *(v for v in (lo, hi) if v is not None)]
+        if xs:
+            ax.bar(
+                xs,
+                ys,
+                width=width * 0.95,
+                color=model_colour(name, k),
+                label=labels.get(name, name),
+                yerr=[err_lo, err_hi],
+                error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "#374151"},
+            )
+    ax.set_xticks(range(len(strata)))
+    ax.set_xticklabels([f"{s}{unit}\nn={n}" for s, n in zip(strata, counts)])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    if finite:
+        lo, hi = min(finite), max(finite)
+        ax.set_ylim(max(0.0, lo - 0.15 * (hi - lo) - 2.0), hi + 0.1 * (hi - lo) + 1.0)
+    handles, names = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="outside upper center", ncols=min(len(handles), 6),
+                   frameon=False)  # fmt: skip
+    return _png(fig)
+
+
+def psnr_macs_figure(
+    points: Mapping[str, tuple[float | None, float | None]],
+    *,
+    title: str = "PSNR against MACs",
+    ylabel: str = "PSNR (dB)",
+    labels: Mapping[str, str] | None = None,
+    dpi: int = 110,
+) -> bytes | None:
+    """PNG bytes of mean PSNR against MACs (module docstring); None when no entry has both a
+    finite PSNR and positive MACs.
+
+    Args:
+        points: key -> ``(macs, psnr)``; ``macs`` None: a baseline line at its PSNR.
+        labels: key -> point label (default: the key).
+    """
+    labels = dict(labels or {})
+    measured: dict[str, tuple[float, float]] = {}
+    for k, (m0, p0) in points.items():
+        m, p = finite_or_none(m0), finite_or_none(p0)
+        if m is not None and m > 0 and p is not None:
+            measured[k] = (m, p)
+    if not measured:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=dpi, layout="constrained")
+    ax = fig.subplots()
+    for k, name in enumerate(points):
+        macs, psnr = points[name]
+        colour = model_colour(name, k)
+        label = labels.get(name, name)
+        if name in measured:
+            x, y = measured[name]
+            ax.scatter([x / 1e9], [y], s=46, color=colour, zorder=3)
+            ax.annotate(label, (x / 1e9, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        elif macs is None and (y := finite_or_none(psnr)) is not None:
+            ax.axhline(y, ls="--", lw=1, color=colour)
+            ax.annotate(
+                label,
+                (1.0, y),
+                xycoords=("axes fraction", "data"),
+                xytext=(-4, 3),
+                textcoords="offset points",
+                ha="right",
+                fontsize=8,
+                color="#374151",
+            )
+    xs = [m / 1e9 for m, _ in measured.values()]
+    ax.set_xscale("log")
+    ax.set_xlim(min(xs) / 2.0, max(xs) * 2.0)
+    ax.set_xlabel("GMACs per forward pass (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.set_axisbelow(True)
+    return _png(fig)
