@@ -7,14 +7,12 @@ import json
 import math
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from chromium_helpers import chromium, render_page
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.evaluate.benchmark import build_benchmark_config, run_benchmark
 from cloudfree.models import create_model, save_pretrained
@@ -164,48 +162,14 @@ def test_render_without_complexity_or_strata() -> None:
     assert "21.50 <span" in text and "(baseline)" in text
 
 
-def _chromium() -> str | None:
-    for name in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(name).exists():
-            return name
-    return None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (/usr/bin/chromium)")
+@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (/usr/bin/chromium)")
 def test_report_renders_in_headless_chromium(page: tuple[Path, dict], tmp_path: Path) -> None:
     """A person's view: the page renders with its tables, plots and panels."""
-    from PIL import Image
-
     path, _ = page
     copy = tmp_path / "report.html"
     shutil.copy(path, copy)
-    shot = tmp_path / "shot.png"
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [
-            str(_chromium()),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--screenshot={shot}",
-            "--window-size=1200,1400",
-            copy.resolve().as_uri(),
-        ]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-        dom = subprocess.run(
-            [*cmd[:-3], "--dump-dom", copy.resolve().as_uri()],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            text=True,
-        ).stdout
+    dom, img = render_page(copy, tmp_path / "shot.png")
     assert "model_a" in dom and "Ranking: protocol uncrtaints" in dom
-    img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[:2] == (1400, 1200)
     assert (img.min(axis=2) < 128).mean() > 0.005  # not blank: text and table shading
 

@@ -8,8 +8,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from chromium_helpers import chromium, render_page
 from cloudfree.cli import main
 from cloudfree.errors import ConfigError, InputFileError
 from cloudfree.report import build_report, load_report_inputs, select_by_cover
@@ -178,47 +177,13 @@ def test_report_of_an_evaluation_with_panels(tmp_path: Path) -> None:
     assert f"rendered {n_test} of 50 panels (the split has {n_test} samples)" in more.output
 
 
-def _chromium() -> str | None:
-    for name in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(name).exists():
-            return name
-    return None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (/usr/bin/chromium)")
+@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (/usr/bin/chromium)")
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     """A person's view: the page renders with its images (no broken image, no blank page)."""
-    from PIL import Image
-
     run = _fake_run(tmp_path / "run")
     report = build_report(run)
-    shot = tmp_path / "shot.png"
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [
-            str(_chromium()),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--screenshot={shot}",
-            "--window-size=1200,1400",
-            report.resolve().as_uri(),
-        ]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-        dom = subprocess.run(
-            [*cmd[:-3], "--dump-dom", report.resolve().as_uri()],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            text=True,
-        ).stdout
+    dom, img = render_page(report, tmp_path / "shot.png")
     assert "GLF-CR w/o SAR" in dom and "PSNR per cloud-cover bin" in dom
-    img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[:2] == (1400, 1200)
     # not blank: text and the table's shading, and the plot's blue GLF-CR bars
     assert (img.min(axis=2) < 128).mean() > 0.005
