@@ -188,6 +188,16 @@ class DatasetSection(ConfigSection):
     limit: PositiveInt | None = None
 
 
+def _known_once(values: list[str], known: list[str], what: str) -> list[str]:
+    """``values`` when each is one of ``known`` and none is listed twice (pydantic validators)."""
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {known}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"a {what} is listed twice")
+    return values
+
+
 class StrataConfig(ConfigSection):
     """Which strata are reported (see the module docstring)."""
 
@@ -201,12 +211,7 @@ class StrataConfig(ConfigSection):
     def _bins(cls, v: list[str]) -> list[str]:
         from cloudfree.data.sampling import COVER_BIN_SETS
 
-        unknown = [b for b in v if b not in COVER_BIN_SETS]
-        if unknown:
-            raise ValueError(f"unknown cover bin set(s) {unknown}; known: {list(COVER_BIN_SETS)}")
-        if len(set(v)) != len(v):
-            raise ValueError("a cover bin set is listed twice")
-        return v
+        return _known_once(v, list(COVER_BIN_SETS), "cover bin set")
 
     @field_validator("regions")
     @classmethod
@@ -261,12 +266,7 @@ class BenchmarkConfig(ConfigSection):
     @field_validator("protocols")
     @classmethod
     def _protocols(cls, v: list[str]) -> list[str]:
-        unknown = [p for p in v if p not in METRIC_PROTOCOLS]
-        if unknown:
-            raise ValueError(f"unknown protocol(s) {unknown}; known: {sorted(METRIC_PROTOCOLS)}")
-        if len(set(v)) != len(v):
-            raise ValueError("a protocol is listed twice")
-        return v
+        return _known_once(v, sorted(METRIC_PROTOCOLS), "protocol")
 
     @model_validator(mode="after")
     def _keys(self) -> BenchmarkConfig:
