@@ -56,6 +56,11 @@ def benchmark(
     Reads each sample once and feeds every model (each with its own normalisation); writes
     per_image.csv, summary.json, tables.md, tables.csv and complexity.csv into the output
     directory. Means come with a 95 % percentile bootstrap interval over images.
+
+    \b
+    Resumes: the (model, shard) cells of an earlier or killed run with the same settings are
+    kept under OUT/cells and reused. Distributed: torchrun --nproc_per_node N -m cloudfree
+    benchmark CONFIG.yaml --out OUT shards the images over the ranks (OUT shared by all).
     """
     from cloudfree.cli.models_cmd import parse_assignments
     from cloudfree.evaluate.benchmark import (
@@ -79,6 +84,8 @@ def benchmark(
     for path in table_files:
         check_output(path, overwrite=overwrite)
     result = run_benchmark(config, overwrite=overwrite, progress=not quiet)
+    if result.rank != 0:  # a torchrun rank other than 0: its shards are stored, rank 0 reports
+        return
     for name, path in zip(paper_tables, table_files, strict=True):
         atomic_write_text(path, paper_table_markdown(result, config, name) + "\n")
         result.files[f"paper_{name}"] = path
@@ -100,3 +107,9 @@ def benchmark(
         click.echo(f"  {entry.ljust(width)}  {text}")
     for name, path in result.files.items():
         click.echo(f"wrote {name}: {path.resolve()}")
+    if result.cells_reused:
+        click.echo(
+            f"resumed: {result.cells_reused} (model, shard) cell"
+            f"{'' if result.cells_reused == 1 else 's'} of an earlier run reused, "
+            f"{result.cells_scored} scored"
+        )

@@ -25,6 +25,7 @@ and lists the valid ones, as the training configuration does):
                 (bool), ``aux_change`` (bool), ``regions`` (subset of overall, inside_clouds,
                 outside_clouds)
 ``batch_size``, ``device``, ``num_workers``
+``shard_size`` images per work shard (64): the unit of resuming and of sharing across ranks
 ``bootstrap``   ``samples`` (1000), ``seed`` (0), ``confidence`` (0.95)
 ``complexity``  ``size`` (256), ``dates`` (3), ``repeats`` (3), ``warmup`` (1), or null to skip
 ``report``      ``panels`` (4: sample panels from low to high cover, every model side by
@@ -38,6 +39,16 @@ Decisions:
   (:func:`cloudfree.evaluate.evaluate_protocols`). Conventions (regions, centre crops, metric
   bands, mono-temporal models on time series) are those of
   :func:`cloudfree.evaluate.evaluate_models`.
+* **Resumable and distributed.** The images are cut into shards of ``shard_size``; each
+  (entry, shard) cell is stored under ``<out>/cells`` as soon as it is scored
+  (:mod:`cloudfree.evaluate.benchmark_cells`: fingerprints, exactness). A run finds the
+  cells already stored and scores only the others (a shard is read once for all its missing
+  entries), so a killed benchmark resumes, and adding a model scores only that model. Under
+  ``torchrun`` (or a SLURM step; :mod:`cloudfree.distributed`) rank ``r`` scores shards
+  ``r, r + world, ...`` on its own device (``cuda`` -> ``cuda:<local rank>``), all ranks meet at
+  one barrier, and rank 0 reads every cell and writes the outputs; the others return. Every
+  shard is scored with the same batches in any world size, so the result equals a
+  single-process run byte for byte. ``<out>`` must be one shared folder for all ranks.
 * **Strata** are families of image subsets: ``all``; ``cover_<set>`` per cover bin set (the
   sample's ``cloud_cover``, bins ``[lo, hi)`` except the last, which includes 100 %; every bin
   is listed, an empty one with ``n`` 0); ``season`` from the sample id (a SEN12MS-CR id starts
@@ -256,6 +267,7 @@ class BenchmarkConfig(ConfigSection):
     metric_bands: str | list[str] | None = None
     strata: StrataConfig = Field(default_factory=StrataConfig)
     batch_size: PositiveInt = 4
+    shard_size: PositiveInt = 64
     device: str = "cpu"
     num_workers: NonNegativeInt = 0
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
@@ -472,6 +484,10 @@ class BenchmarkResult:
         per_image: the rows of ``per_image.csv``.
         evaluations: protocol -> the :class:`EvaluationResult` of the one pass.
         complexity: model key -> its complexity figures (empty when skipped).
+        cells_scored, cells_reused: (entry, shard) cells this process scored, and found
+            already stored by an earlier run (:mod:`cloudfree.evaluate.benchmark_cells`).
+        rank: this process's rank; a rank other than 0 of a distributed run scores its
+            shards only and returns nothing else (rank 0 writes the outputs).
     """
 
     out_dir: Path
@@ -480,6 +496,9 @@ class BenchmarkResult:
     per_image: list[dict[str, Any]]
     evaluations: dict[str, EvaluationResult]
     complexity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cells_scored: int = 0
+    cells_reused: int = 0
+    rank: int = 0
 
 
 PER_IMAGE_COLUMNS_HEAD = ("id", "cloud_cover")
@@ -582,15 +601,18 @@ def run_benchmark(
         InputFileError: an existing output without ``overwrite``, unreadable weights.
     """
     from cloudfree.devices import resolve_device
+    from cloudfree.distributed import barrier, launch_env, shard_ranges
+    from cloudfree.evaluate.benchmark_cells import CELLS_DIR, CellStore
     from cloudfree.evaluate.model_eval import (
         build_evaluation_data,
         default_baselines,
-        evaluate_protocols,
+        results_from_scores,
     )
 
     out = Path(out_dir if out_dir is not None else (config.out or "benchmark"))
+    env = launch_env()
     _check_outputs(out, config, overwrite)
-    dev = resolve_device(config.device)
+    dev = resolve_device(config.device, local_rank=env.local_rank if env.distributed else None)
     root = Path(config.dataset.root).expanduser()
     if not root.exists():
         raise DatasetError(f"dataset.root {root} does not exist")
@@ -609,15 +631,27 @@ def run_benchmark(
     baselines = (
         tuple(config.baselines) if config.baselines is not None else default_baselines(ds.name)
     )
-    results = evaluate_protocols(
+    entry_names = (*nets, *baselines)
+    store = CellStore(
+        out / CELLS_DIR,
+        _fingerprints(config, nets, model_meta, len(data.dataset), baselines, dev),
+        shard_ranges(len(data.dataset), config.shard_size),
+    )
+    counts = _score_shards(
+        store, nets, data.dataset, config, baselines, entry_names, dev, env, progress
+    )
+    if env.distributed:
+        barrier(env)  # every rank's cells are written
+        if not env.is_main:
+            return BenchmarkResult(out, {}, {}, [], {}, cells_scored=counts[0],
+                                   cells_reused=counts[1], rank=env.rank)  # fmt: skip
+    scores = store.gather(entry_names)
+    results = results_from_scores(
         nets,
         data.dataset,
+        scores,
         protocols=config.protocols,
         baselines=baselines,
-        batch_size=config.batch_size,
-        device=dev,
-        num_workers=config.num_workers,
-        progress=progress,
         metric_bands=config.metric_bands,
     )
     first = results[config.protocols[0]]
@@ -647,7 +681,94 @@ def run_benchmark(
     page = _report_page(config, summary, complexity, nets, data.dataset, covers, dev)
     files = _write(out, config, per_image, summary, results, entries, members, cells, complexity,
                    labels, overwrite, page)  # fmt: skip
-    return BenchmarkResult(out, files, summary, per_image, results, complexity)
+    return BenchmarkResult(out, files, summary, per_image, results, complexity,
+                           cells_scored=counts[0], cells_reused=counts[1])  # fmt: skip
+
+
+def _fingerprints(
+    config: BenchmarkConfig,
+    nets: Mapping[str, Any],
+    meta: Mapping[str, Mapping[str, Any]],
+    n_images: int,
+    baselines: Sequence[str],
+    device: torch.device,
+) -> dict[str, str]:
+    """entry -> the fingerprint of its cells (:mod:`cloudfree.evaluate.benchmark_cells`)."""
+    from cloudfree import __version__
+    from cloudfree.evaluate.benchmark_cells import fingerprint
+
+    dataset = config.dataset.model_dump(mode="json")
+    dataset["root"] = str(Path(config.dataset.root).expanduser().resolve())
+    common = {
+        "dataset": dataset,
+        "n_images": n_images,
+        "batch_size": config.batch_size,
+        "shard_size": config.shard_size,
+        "protocols": list(config.protocols),
+        "metric_bands": config.metric_bands,
+        "device": device.type,
+        "cloudfree": __version__,
+        "torch": torch.__version__,
+    }
+
+    def identity(key: str) -> dict[str, Any]:
+        cfg = getattr(nets[key], "cloudfree_config", None) or {}
+        return {"config": cfg, "weights_sha256": meta[key]["weights_sha256"]}
+
+    out = {k: fingerprint({**common, "model": identity(k)}) for k in nets}
+    first = next(iter(nets))
+    reference = {k: v for k, v in identity(first)["config"].items() if k != "kwargs"}
+    reference["name"] = meta[first]["name"]
+    for b in baselines:
+        out[b] = fingerprint({**common, "baseline": b, "reference": reference})
+    return out
+
+
+def _score_shards(
+    store: Any,
+    nets: Mapping[str, Any],
+    dataset: Any,
+    config: BenchmarkConfig,
+    baselines: Sequence[str],
+    entries: Sequence[str],
+    device: torch.device,
+    env: Any,
+    progress: bool,
+) -> tuple[int, int]:
+    """Score this rank's shards, skipping the (entry, shard) cells already stored; returns
+    (cells scored, cells reused)."""
+    from torch.utils.data import Subset
+    from tqdm.auto import tqdm
+
+    from cloudfree.distributed import rank_shards
+    from cloudfree.evaluate.model_eval import score_images
+
+    mine = rank_shards(len(store.shards), env)
+    scored = reused = 0
+    total = sum(store.shards[i][1] - store.shards[i][0] for i in mine)
+    desc = f"benchmark (rank {env.rank})" if env.distributed else "benchmark"
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress) as bar:
+        for i in mine:
+            start, stop = store.shards[i]
+            todo = store.missing(i, entries)
+            reused += len(entries) - len(todo)
+            if todo:
+                scores = score_images(
+                    dict(nets),
+                    Subset(dataset, range(start, stop)),
+                    protocols=config.protocols,
+                    baselines=baselines,
+                    entries=todo,
+                    batch_size=config.batch_size,
+                    device=device,
+                    num_workers=config.num_workers,
+                    progress=False,
+                    metric_bands=config.metric_bands,
+                )
+                store.write(i, scores, rank=env.rank)
+                scored += len(todo)
+            bar.update(stop - start)
+    return scored, reused
 
 
 def _report_page(

@@ -120,6 +120,7 @@ __all__ = [
     "EvaluationData",
     "EvaluationResult",
     "IDENTITY_NAME",
+    "ImageScores",
     "REGIONS",
     "SamplePredictions",
     "build_evaluation_data",
@@ -133,6 +134,8 @@ __all__ = [
     "per_image_columns",
     "predict_samples",
     "resolve_weights_dir",
+    "results_from_scores",
+    "score_images",
     "write_evaluation",
 ]
 
@@ -610,6 +613,151 @@ def evaluate_models(
     )[proto.name]
 
 
+@dataclass
+class ImageScores:
+    """Per-image values of one pass over a dataset (or a part of it), before any mean: what
+    :func:`score_images` measures and :func:`results_from_scores` turns into tables.
+
+    Attributes:
+        ids, covers, changed: per image, in dataset order: sample id, cloud cover and the
+            ``aux_changed`` flag (NaN on data without one).
+        values: protocol -> entry (model or baseline key) -> region -> metric -> one float
+            per image.
+        uncertainty: protocol -> entry with a variance output -> region -> statistic ->
+            one float per image.
+    """
+
+    ids: list[str]
+    covers: list[float]
+    changed: list[float]
+    values: dict[str, dict[str, dict[str, dict[str, list[float]]]]]
+    uncertainty: dict[str, dict[str, dict[str, dict[str, list[float]]]]]
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """The model and baseline keys scored (those of the first protocol)."""
+        return tuple(next(iter(self.values.values()), {}))
+
+    def only(self, entry: str) -> ImageScores:
+        """The values of one entry (same images)."""
+        return ImageScores(
+            list(self.ids),
+            list(self.covers),
+            list(self.changed),
+            {p: {entry: v[entry]} for p, v in self.values.items()},
+            {p: {entry: u[entry]} for p, u in self.uncertainty.items() if entry in u},
+        )
+
+    @staticmethod
+    def join(parts: Sequence[ImageScores]) -> ImageScores:
+        """Parts over consecutive image ranges, each holding the same entries, as one
+        (images in the order of ``parts``)."""
+        if not parts:
+            raise ValueError("no scores to join")
+
+        def cat(trees: list[dict[str, Any]]) -> dict[str, Any]:
+            head = trees[0]
+            if isinstance(head, list):
+                return [x for t in trees for x in t]  # type: ignore[return-value]
+            return {k: cat([t[k] for t in trees]) for k in head}
+
+        return ImageScores(
+            [i for p in parts for i in p.ids],
+            [c for p in parts for c in p.covers],
+            [c for p in parts for c in p.changed],
+            cat([p.values for p in parts]),
+            cat([p.uncertainty for p in parts]),
+        )
+
+    @staticmethod
+    def combine(parts: Sequence[ImageScores]) -> ImageScores:
+        """Parts over the same images, each with other entries, as one (entries in the
+        order of ``parts``).
+
+        Raises:
+            ValueError: the parts are not over the same images.
+        """
+        if not parts:
+            raise ValueError("no scores to combine")
+        head = parts[0]
+        for p in parts[1:]:
+            if p.ids != head.ids:
+                raise ValueError("the scores to combine are not over the same images")
+        values: dict[str, dict[str, Any]] = {}
+        unc: dict[str, dict[str, Any]] = {}
+        for p in parts:
+            for proto, by_entry in p.values.items():
+                values.setdefault(proto, {}).update(by_entry)
+            for proto, by_entry in p.uncertainty.items():
+                unc.setdefault(proto, {}).update(by_entry)
+        for proto in values:
+            unc.setdefault(proto, {})
+        return ImageScores(list(head.ids), list(head.covers), list(head.changed), values, unc)
+
+
+@dataclass
+class _Plan:
+    """Who is evaluated how: the checked protocols, models, baselines, input groups and
+    metric bands of one evaluation (shared by :func:`score_images` and
+    :func:`results_from_scores`)."""
+
+    protos: list[MetricProtocol]
+    nets: dict[str, nn.Module]
+    baseline_fns: dict[str, BaselineFn]
+    base: Dataset
+    raw: bool
+    pb04: bool
+    groups: list[_Group]
+    metric_set: BandSet | None
+    positions: dict[str, list[int] | None]
+    with_var: list[str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.nets, *self.baseline_fns)
+
+
+def _plan(
+    models: ModelsArg,
+    dataset: Dataset,
+    protocols: Sequence[str | MetricProtocol],
+    baselines: Sequence[str],
+    metric_bands: str | Sequence[str] | BandSet | None,
+) -> _Plan:
+    protos = [get_metric_protocol(p) for p in protocols]
+    if not protos:
+        raise ConfigError("give at least one metric protocol")
+    pnames = [p.name for p in protos]
+    twice = sorted({n for n in pnames if pnames.count(n) > 1})
+    if twice:
+        raise ConfigError(f"metric protocol {', '.join(map(repr, twice))} given twice")
+    baseline_fns: dict[str, BaselineFn] = {b: get_baseline(b) for b in baselines}
+    nets = _keyed_models(models, list(baseline_fns))
+    base = _base_dataset(dataset)
+    groups = _groups(nets, base)
+    first = groups[0].members[0]
+    metric_set = None if metric_bands is None else get_band_set(metric_bands)
+    positions = {
+        m.key: _metric_band_positions(m.key, m.band_names, metric_set)
+        for g in groups
+        for m in g.members
+    }
+    for b in baseline_fns:  # the baselines have the first model's bands
+        positions[b] = positions[first.key]
+    return _Plan(
+        protos,
+        nets,
+        baseline_fns,
+        base,
+        _is_raw(base),
+        bool(getattr(base, "pb04_offset", False)),
+        groups,
+        metric_set,
+        positions,
+        [k for k, m in nets.items() if _has_variance(m)],
+    )
+
+
 def evaluate_protocols(
     models: ModelsArg,
     dataset: Dataset,
@@ -628,43 +776,78 @@ def evaluate_protocols(
     run once per batch, and only the metrics are computed once per protocol; the centre crop
     of a protocol such as ``glf_cr`` is taken of the uncropped reflectance prediction, target
     and masks, as :func:`evaluate_models` does). The order of ``protocols`` is kept.
+    It is :func:`score_images` followed by :func:`results_from_scores`.
 
     Raises:
         ConfigError: no protocol, a protocol given twice, an unknown one, and everything
             :func:`evaluate_models` raises.
     """
+    scores = score_images(
+        models,
+        dataset,
+        protocols=protocols,
+        baselines=baselines,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+        metric_bands=metric_bands,
+    )
+    return results_from_scores(
+        models,
+        dataset,
+        scores,
+        protocols=protocols,
+        baselines=baselines,
+        metric_bands=metric_bands,
+    )
+
+
+def score_images(
+    models: ModelsArg,
+    dataset: Dataset,
+    *,
+    protocols: Sequence[str | MetricProtocol],
+    baselines: Sequence[str] = (IDENTITY_NAME,),
+    entries: Sequence[str] | None = None,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = True,
+    metric_bands: str | Sequence[str] | BandSet | None = None,
+) -> ImageScores:
+    """The per-image values of :func:`evaluate_protocols` (one pass), without the means.
+
+    ``entries`` (default: every model and baseline) restricts which are scored: the others
+    are neither run nor in the result, but they still decide the input groups, so the
+    baselines stay in the first model's normalisation and every entry's values equal those of
+    a pass over all of them (what ``cloudfree benchmark`` relies on to resume a run cell by
+    cell). The arguments are those of :func:`evaluate_protocols`.
+
+    Raises:
+        ConfigError: an entry that is neither a model nor a baseline, and everything
+            :func:`evaluate_protocols` raises.
+    """
     from tqdm.auto import tqdm
 
-    from cloudfree import __version__
-
-    protos = [get_metric_protocol(p) for p in protocols]
-    if not protos:
-        raise ConfigError("give at least one metric protocol")
-    pnames = [p.name for p in protos]
-    twice = sorted({n for n in pnames if pnames.count(n) > 1})
-    if twice:
-        raise ConfigError(f"metric protocol {', '.join(map(repr, twice))} given twice")
+    plan = _plan(models, dataset, protocols, baselines, metric_bands)
     _check_loader_options(batch_size, num_workers)
     dev = resolve_device(device)
-    baseline_fns: dict[str, BaselineFn] = {b: get_baseline(b) for b in baselines}
-    nets = _keyed_models(models, list(baseline_fns))
+    names = plan.names
+    chosen = names if entries is None else tuple(entries)
+    unknown = [e for e in chosen if e not in names]
+    if unknown:
+        raise ConfigError(
+            f"no model or baseline called {', '.join(map(repr, unknown))} "
+            f"(evaluated: {', '.join(names)})"
+        )
+    run = set(chosen)
     n_total = len(dataset)  # type: ignore[arg-type]
     if n_total == 0:
         raise DatasetError("the dataset to evaluate is empty")
-    base = _base_dataset(dataset)
-    raw = _is_raw(base)
-    pb04 = bool(getattr(base, "pb04_offset", False))
-    groups = _groups(nets, base)
+    groups, raw, pb04 = plan.groups, plan.raw, plan.pb04
     reference = groups[0]
-    first = reference.members[0]
-    metric_set = None if metric_bands is None else get_band_set(metric_bands)
-    positions = {
-        m.key: _metric_band_positions(m.key, m.band_names, metric_set)
-        for g in groups
-        for m in g.members
-    }
-    baseline_positions = positions[first.key]  # the baselines have the first model's bands
-
+    positions = plan.positions
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -673,11 +856,13 @@ def evaluate_protocols(
         pin_memory=dev.type == "cuda",
         collate_fn=_keep_samples if raw else _collate,
     )
-    names = (*nets, *baseline_fns)
+    scored_names = [n for n in names if n in run]
+    pnames = [p.name for p in plan.protos]
     values = {
-        pn: {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in names} for pn in pnames
+        pn: {n: {r: {m: [] for m in METRIC_NAMES} for r in REGIONS} for n in scored_names}
+        for pn in pnames
     }
-    with_var = [k for k, m in nets.items() if _has_variance(m)]
+    with_var = [k for k in plan.with_var if k in run]
     unc: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {
         pn: {k: {r: {s: [] for s in UNCERTAINTY_STATS} for r in REGIONS} for k in with_var}
         for pn in pnames
@@ -685,15 +870,20 @@ def evaluate_protocols(
     ids: list[str] = []
     covers: list[float] = []
     changed: list[float] = []
+    running = {k: m for k, m in plan.nets.items() if k in run}
+    baseline_fns = {b: fn for b, fn in plan.baseline_fns.items() if b in run}
 
-    was_training = {k: m.training for k, m in nets.items()}
-    for m in nets.values():
+    was_training = {k: m.training for k, m in running.items()}
+    for m in running.values():
         m.to(dev).eval()
     try:
         with (
             torch.no_grad(),
             tqdm(
-                total=n_total, desc=f"evaluate {', '.join(nets)}", unit="img", disable=not progress
+                total=n_total,
+                desc=f"evaluate {', '.join(running) or ', '.join(baseline_fns)}",
+                unit="img",
+                disable=not progress,
             ) as bar,
         ):
             for batch in loader:
@@ -702,6 +892,9 @@ def evaluate_protocols(
                 scored: dict[str, _Scored] = {}
                 ref_batch: Mapping[str, Any] = {}
                 for group in groups:
+                    members = [m for m in group.members if m.key in run]
+                    if not members and group is not reference:
+                        continue
                     gb = _group_batch(batch, group, raw, pb04)
                     for key in ("optical", "target", "id", "cloud_cover"):
                         if key not in gb:
@@ -712,7 +905,7 @@ def evaluate_protocols(
                         r: m.to(dev) for r, m in _region_masks(gb, tuple(target.shape)).items()
                     }
                     y = to_reflectance(target.float(), group.protocol)
-                    for member in group.members:
+                    for member in members:
                         out = run_model(member.model, inputs)
                         pred = out.pred
                         _check_pred(member.key, pred, target)
@@ -728,7 +921,7 @@ def evaluate_protocols(
                         )
                     if group is reference:
                         ref_batch = gb
-                        if group.single_date:  # the baselines see the whole series
+                        if group.single_date and baseline_fns:  # they see the whole series
                             gb = _group_batch(batch, group, raw, pb04, series=True)
                             inputs = ModelBatch.from_sample(gb).to(dev, non_blocking=True)
                         for b, fn in baseline_fns.items():
@@ -738,12 +931,12 @@ def evaluate_protocols(
                                 to_reflectance(pred.float(), group.protocol),
                                 y,
                                 masks,
-                                baseline_positions,
+                                positions[b],
                                 None,
                             )
-                for proto in protos:
+                for proto in plan.protos:
                     crop = proto.center_crop
-                    for n in names:
+                    for n in scored_names:
                         sc = scored[n]
                         p = _take_bands(center_crop(sc.pred, crop), sc.positions)
                         y_n = _take_bands(center_crop(sc.target, crop), sc.positions)
@@ -774,26 +967,57 @@ def evaluate_protocols(
                     changed.extend([math.nan] * n_batch)
                 bar.update(n_batch)
     finally:
-        for k, m in nets.items():
+        for k, m in running.items():
             m.train(was_training[k])
+    return ImageScores(ids, covers, changed, values, unc)
 
+
+def results_from_scores(
+    models: ModelsArg,
+    dataset: Dataset,
+    scores: ImageScores,
+    *,
+    protocols: Sequence[str | MetricProtocol],
+    baselines: Sequence[str] = (IDENTITY_NAME,),
+    metric_bands: str | Sequence[str] | BandSet | None = None,
+) -> dict[str, EvaluationResult]:
+    """Protocol name -> the :class:`EvaluationResult` of ``scores`` (every model and baseline
+    scored, e.g. :func:`ImageScores.join` of a sharded run's parts); the arguments are those
+    the scores were measured with.
+
+    Raises:
+        ConfigError: ``scores`` lack a protocol or an entry.
+    """
+    from cloudfree import __version__
+
+    plan = _plan(models, dataset, protocols, baselines, metric_bands)
+    missing = [
+        f"{p.name}/{n}"
+        for p in plan.protos
+        for n in plan.names
+        if n not in scores.values.get(p.name, {})
+    ]
+    if missing:
+        raise ConfigError(f"the scores have no values for {', '.join(missing)}")
+    nets = plan.nets
+    with_var = set(plan.with_var)
     return {
         proto.name: _result(
             proto,
-            values[proto.name],
-            unc[proto.name],
-            ids,
-            covers,
-            changed,
+            {n: scores.values[proto.name][n] for n in plan.names},
+            {k: v for k, v in scores.uncertainty.get(proto.name, {}).items() if k in with_var},
+            scores.ids,
+            scores.covers,
+            scores.changed,
             nets=nets,
-            baseline_fns=baseline_fns,
-            groups=groups,
-            metric_set=metric_set,
-            base=base,
-            raw=raw,
+            baseline_fns=plan.baseline_fns,
+            groups=plan.groups,
+            metric_set=plan.metric_set,
+            base=plan.base,
+            raw=plan.raw,
             version=__version__,
         )
-        for proto in protos
+        for proto in plan.protos
     }
 
 

@@ -57,6 +57,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from cloudfree.distributed import global_rank
 from cloudfree.errors import CloudfreeError, ConfigError, DatasetError, InputFileError
 from cloudfree.io.atomic import atomic_write_text
 from cloudfree.models.hub import WEIGHTS_NAME
@@ -101,13 +102,9 @@ SUBMODULE_RECIPES = {"sar_encoder": "ca_mtcr_sar_pretrain"}
 
 # --------------------------------------------------------------------------- helpers
 def _env_rank_is_zero() -> bool:
-    """Global rank 0 according to the launcher's environment (before Lightning starts):
-    torchrun's ``RANK``, SLURM's ``SLURM_PROCID``, else Lightning's ``NODE_RANK`` and
-    ``LOCAL_RANK`` (set for the processes it launches itself)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if key in os.environ:
-            return int(os.environ[key]) == 0
-    return int(os.environ.get("NODE_RANK", 0)) == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
+    """Global rank 0 according to the launcher's environment, before Lightning starts
+    (:func:`cloudfree.distributed.global_rank`)."""
+    return global_rank() == 0
 
 
 def _is_launched_child() -> bool:
