@@ -10,13 +10,16 @@ Existing output files are refused unless ``--overwrite`` is given.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 
 @click.command("benchmark")
-@click.argument("config_file", metavar="CONFIG.yaml", type=click.Path(path_type=Path))
+@click.argument(
+    "config_file", metavar="CONFIG.yaml", type=click.Path(path_type=Path), required=False
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -39,13 +42,36 @@ import click
     help="Also lay our numbers out next to a published table (repeatable), written as "
     "paper_NAME.md; --paper-table list names the shipped tables.",
 )
+@click.option(
+    "--synthetic",
+    is_flag=True,
+    help="No config: train a compact model of every family on the simulator, then benchmark "
+    "them with the baselines (about 15 minutes on 2 CPU cores).",
+)
+@click.option(
+    "--families",
+    default=None,
+    metavar="A,B",
+    help="With --synthetic: only these families (comma-separated; --families list names them).",
+)
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help="With --synthetic: training steps per model (default: the shipped budget, 240).",
+)
+@click.option("--device", default="cpu", show_default=True, help="With --synthetic: cpu or cuda.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def benchmark(
-    config_file: Path,
+    config_file: Path | None,
     out: Path | None,
     overwrite: bool,
     assignments: tuple[str, ...],
     paper_tables: tuple[str, ...],
+    synthetic: bool,
+    families: str | None,
+    steps: int | None,
+    device: str,
     quiet: bool,
 ) -> None:
     """Benchmark models and baselines on a dataset: metrics with intervals, strata, complexity.
@@ -76,6 +102,12 @@ def benchmark(
         for name in list_paper_tables():
             click.echo(name)
         return
+    if synthetic or families is not None or steps is not None:
+        _synthetic(config_file, out, overwrite, assignments, paper_tables, synthetic, families,
+                   steps, device, quiet)  # fmt: skip
+        return
+    if config_file is None:
+        raise click.UsageError("give CONFIG.yaml, or --synthetic for the built-in benchmark")
     for name in paper_tables:
         load_paper_table(name)  # an unknown name fails before the benchmark runs
     config = load_benchmark_config(config_file, parse_assignments(assignments), out=out)
@@ -113,3 +145,53 @@ def benchmark(
             f"{'' if result.cells_reused == 1 else 's'} of an earlier run reused, "
             f"{result.cells_scored} scored"
         )
+
+
+def _synthetic(
+    config_file: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    assignments: tuple[str, ...],
+    paper_tables: tuple[str, ...],
+    synthetic: bool,
+    families: str | None,
+    steps: int | None,
+    device: str,
+    quiet: bool,
+) -> None:
+    """``--synthetic`` (:mod:`cloudfree.demo.synthetic_benchmark`)."""
+    from cloudfree.demo.synthetic_benchmark import load_synthetic_spec, run_synthetic_benchmark
+
+    if families == "list":
+        for family, entry in load_synthetic_spec()["families"].items():
+            click.echo(f"{family}: {entry['model']}")
+        return
+    if not synthetic:
+        raise click.UsageError("--families and --steps go with --synthetic")
+    if config_file is not None or assignments or paper_tables:
+        raise click.UsageError("--synthetic takes no CONFIG.yaml, --set or --paper-table")
+    picked = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
+    result = run_synthetic_benchmark(
+        out if out is not None else Path("benchmark_synthetic"),
+        families=picked,
+        steps=steps,
+        overwrite=overwrite,
+        device=device,
+        progress=not quiet,
+        echo=click.echo,
+    )
+    for part, res in result.parts.items():
+        protocol, table = next(iter(res.summary["protocols"].items()))
+        psnr = {entry: _inside_psnr(regions) for entry, regions in table["models"].items()}
+        click.echo(f"{part.replace('_', ' ')} ({protocol}): mean PSNR inside clouds")
+        width = max(len(e) for e in psnr)
+        for entry in sorted(psnr, key=lambda e: -psnr[e] if psnr[e] == psnr[e] else math.inf):
+            click.echo(f"  {entry.ljust(width)}  {psnr[entry]:6.2f} dB")
+        click.echo(f"  report: {(res.out_dir / 'report.html').resolve()}")
+    click.echo(f"done in {result.timings['total'] / 60:.1f} min: {result.out.resolve()}")
+
+
+def _inside_psnr(regions: dict) -> float:
+    value = regions.get("inside_clouds", {}).get("all", {}).get("all", {}).get("psnr", {})
+    mean = value.get("mean") if isinstance(value, dict) else None
+    return float("nan") if mean is None else float(mean)

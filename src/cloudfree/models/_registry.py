@@ -111,6 +111,12 @@ class ModelInfo:
         return self.resolve_spec().inputs.temporal
 
     @property
+    def family(self) -> str:
+        """The architecture family: the module of ``cloudfree.models`` that defines the network
+        (``glf_cr`` for GLF-CR, its ablations and CARF; ``pix2pix`` for McGAN and SAR2OPT)."""
+        return (self.model_class or self.builder).__module__.rsplit(".", 1)[-1]
+
+    @property
     def is_standin(self) -> bool:
         return STANDIN_TAG in self.tags
 
