@@ -103,8 +103,11 @@ def benchmark(
             click.echo(name)
         return
     if synthetic or families is not None or steps is not None:
-        _synthetic(config_file, out, overwrite, assignments, paper_tables, synthetic, families,
-                   steps, device, quiet)  # fmt: skip
+        if families != "list" and not synthetic:
+            raise click.UsageError("--families and --steps go with --synthetic")
+        if synthetic and (config_file is not None or assignments or paper_tables):
+            raise click.UsageError("--synthetic takes no CONFIG.yaml, --set or --paper-table")
+        _synthetic(out, overwrite, families, steps, device, quiet)
         return
     if config_file is None:
         raise click.UsageError("give CONFIG.yaml, or --synthetic for the built-in benchmark")
@@ -148,17 +151,9 @@ def benchmark(
 
 
 def _synthetic(
-    config_file: Path | None,
-    out: Path | None,
-    overwrite: bool,
-    assignments: tuple[str, ...],
-    paper_tables: tuple[str, ...],
-    synthetic: bool,
-    families: str | None,
-    steps: int | None,
-    device: str,
+    out: Path | None, overwrite: bool, families: str | None, steps: int | None, device: str,
     quiet: bool,
-) -> None:
+) -> None:  # fmt: skip
     """``--synthetic`` (:mod:`cloudfree.demo.synthetic_benchmark`)."""
     from cloudfree.demo.synthetic_benchmark import load_synthetic_spec, run_synthetic_benchmark
 
@@ -166,10 +161,6 @@ def _synthetic(
         for family, entry in load_synthetic_spec()["families"].items():
             click.echo(f"{family}: {entry['model']}")
         return
-    if not synthetic:
-        raise click.UsageError("--families and --steps go with --synthetic")
-    if config_file is not None or assignments or paper_tables:
-        raise click.UsageError("--synthetic takes no CONFIG.yaml, --set or --paper-table")
     picked = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
     result = run_synthetic_benchmark(
         out if out is not None else Path("benchmark_synthetic"),

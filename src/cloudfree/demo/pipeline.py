@@ -211,14 +211,19 @@ def _prepare_out(out: Path) -> None:
             raise ConfigError(
                 f"{out} is not empty and holds no earlier demo output; choose another --out"
             )
-        for name in _OWNED:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        remove_owned(out, _OWNED)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / _MARKER, "written by `cloudfree demo`; the demo may replace this\n")
+
+
+def remove_owned(out: Path, names: tuple[str, ...]) -> None:
+    """Remove the files and folders ``names`` of ``out`` that an earlier run wrote."""
+    for name in names:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 @contextmanager

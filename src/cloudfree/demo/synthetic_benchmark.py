@@ -32,7 +32,6 @@ when it holds anything but an earlier synthetic benchmark (marked by
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from cloudfree.demo.pipeline import remove_owned
 from cloudfree.errors import ConfigError, InputFileError
 
 __all__ = [
@@ -109,12 +109,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             raise InputFileError(
                 out, "holds an earlier synthetic benchmark; pass --overwrite to replace it"
             )
-        for name in _OWNED:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        remove_owned(out, _OWNED)
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARKER).write_text("written by `cloudfree benchmark --synthetic`\n", encoding="utf-8")
 
