@@ -98,6 +98,12 @@ def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
     assert (out / "scene_quicklook.png").stat().st_size > 0
     scene = json.loads((out / "scene.json").read_text())
     assert len(scene["images"]) == 5
+    grain = summary["graininess"]["scene"]
+    assert set(grain) == {"glf_cr", "no_sar"} and scene["graininess"] == grain
+    for ratios in grain.values():  # finite, positive texture ratios in both regions
+        assert set(ratios) == {"inside_clouds", "clear"}
+        assert all(isinstance(v, float) and 0 < v < 1e3 for v in ratios.values())
+    assert "graininess: GLF-CR (optical + SAR)" in scene["facts"]
 
     # the report: metrics table with the protocol, plot, panels, scene; self-contained
     html = (out / "report.html").read_text()

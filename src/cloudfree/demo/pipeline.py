@@ -32,8 +32,10 @@ Steps (:func:`run_demo`):
 "outside_clouds": {"psnr", "ssim", "sam", "mae", "rmse"}, "per_cover_bin": {...}}}}``, the
 evaluation's conventions (split, regions, aggregation, ...), ``comparison`` (whether GLF-CR
 beats the identity and the no-SAR model inside clouds, metric by metric; reported, not
-asserted), ``setup`` (what the report prints under "How this was made") and ``demo`` (the
-settings, per-model facts and the timings of every step).
+asserted), ``graininess`` (the scene outputs' high-frequency energy relative to the truth's,
+inside clouds and in clear areas: :mod:`cloudfree.metrics.texture`), ``setup`` (what the
+report prints under "How this was made") and ``demo`` (the settings, per-model facts and the
+timings of every step).
 
 The output directory is refused when it holds anything but an earlier demo's output (marked by
 ``.cloudfree-demo``); an earlier demo's files are replaced.
@@ -341,6 +343,41 @@ def _scene_metrics(
     return _strict(out)
 
 
+def _scene_graininess(
+    paths: Mapping[str, Path], clear: Path, mask: Path
+) -> dict[str, dict[str, float | None]]:
+    """Graininess (:func:`cloudfree.metrics.graininess_ratio`: high-frequency energy relative
+    to the truth's) of each scene GeoTIFF inside the true clouds and in the clear pixels (mask 0,
+    no shadow), over pixels valid in both files."""
+    import numpy as np
+    import torch
+
+    from cloudfree.evaluate import read_reflectance
+    from cloudfree.io import read_raster
+    from cloudfree.metrics import graininess_ratio
+
+    target, target_valid = read_reflectance(clear)
+    labels = read_raster(mask).array[0]
+    y = torch.from_numpy(target[None])
+    out: dict[str, dict[str, float | None]] = {}
+    for key, path in paths.items():
+        pred, valid = read_reflectance(path)
+        both = target_valid & valid
+        ratios = {}
+        for region, pixels in (("inside_clouds", labels == 1), ("clear", labels == 0)):
+            m = torch.from_numpy(np.ascontiguousarray(pixels & both))[None, None]
+            ratios[region] = float(graininess_ratio(torch.from_numpy(pred[None]), y, m)[0])
+        out[key] = ratios
+    return _strict(out)
+
+
+GRAININESS_TEXT = (
+    "high-frequency energy of the image relative to the cloud-free truth's over the same "
+    "pixels (mean squared 4-neighbour Laplacian per band on reflectance, 3 x 3 eroded region; "
+    "cloudfree.metrics.texture): 1 = the truth's texture, > 1 grainier, < 1 smoother"
+)
+
+
 # -------------------------------------------------------------------------------- pipeline
 def run_demo(
     settings: DemoSettings | None = None, *, echo: Callable[[str], None] = print
@@ -519,6 +556,7 @@ def run_demo(
     scene_metrics = _scene_metrics(
         {"identity": scene.cloudy, **outputs}, scene.clear, scene.mask, s.protocol
     )
+    scene_grain = _scene_graininess(outputs, scene.clear, scene.mask)
     timings["scene"] = time.perf_counter() - t
 
     # 6. summary and report ------------------------------------------------------------------
@@ -557,6 +595,7 @@ def run_demo(
         "model_labels": dict(MODEL_LABELS),
         "comparison": comparison,
         "setup": setup,
+        "graininess": {"scene": scene_grain, "definition": GRAININESS_TEXT},
         "cloudfree_version": __version__,
     }
     scene_facts = {
@@ -576,6 +615,12 @@ def run_demo(
                 f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, SAM {m['sam']:.2f}, "
                 f"MAE {m['mae']:.4f}"
             )
+    for key, g in scene_grain.items():
+        if g.get("inside_clouds") is not None and g.get("clear") is not None:
+            scene_facts[f"graininess: {MODEL_LABELS[key]}"] = (
+                f"{g['inside_clouds']:.2f} inside clouds, {g['clear']:.2f} in clear areas "
+                "(high-frequency energy / the truth's; 1 = the truth's texture)"
+            )
     labels = {
         "cloudy": "Cloudy input",
         "glf_cr": MODEL_LABELS["glf_cr"],
@@ -594,6 +639,7 @@ def run_demo(
         ],
         "facts": scene_facts,
         "metrics_inside_clouds": scene_metrics,
+        "graininess": scene_grain,
     }
     atomic_write_json(out / "scene.json", _strict(scene_doc))
     timings["report"] = 0.0

@@ -4,12 +4,14 @@
 reflectance tensors in [0, 1]; :data:`METRIC_PROTOCOLS` holds the conventions of UnCRtainTS
 (default), GLF-CR, CARF, DSen2-CR and AllClear. :mod:`cloudfree.metrics.uncertainty` judges the
 variance output of uncertainty models (UnCRtainTS's UCE / AUCE and discard curve, a calibration
-table).
+table); :mod:`cloudfree.metrics.texture` the graininess of a prediction (its high-frequency
+energy relative to the target's).
 """
 
 from cloudfree.metrics.functional import METRIC_NAMES, image_metrics, spectral_angle
 from cloudfree.metrics.protocols import METRIC_PROTOCOLS, MetricProtocol, get_metric_protocol
 from cloudfree.metrics.ssim import gaussian_window_1d, ssim_map
+from cloudfree.metrics.texture import graininess_ratio, high_frequency_energy
 from cloudfree.metrics.uncertainty import (
     UNCERTAINTY_DEFINITIONS,
     UNCERTAINTY_STATS,
@@ -35,6 +37,8 @@ __all__ = [
     "discard_curve",
     "gaussian_window_1d",
     "get_metric_protocol",
+    "graininess_ratio",
+    "high_frequency_energy",
     "image_metrics",
     "image_uncertainty_stats",
     "rank_correlation",
