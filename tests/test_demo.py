@@ -44,11 +44,14 @@ def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
     text = result.output
-    for k in range(1, 8):
-        assert f"[{k}/7]" in text
+    for k in range(1, 9):
+        assert f"[{k}/8]" in text
     assert f"report:  {(out / 'report.html').resolve()}" in text
     closing = [line for line in text.splitlines() if "inside clouds: PSNR" in line]
-    assert [line.split()[0] for line in closing] == ["identity", "no_sar", "glf_cr"]
+    assert [line.split()[0] for line in closing] == [
+        *("identity", "no_sar", "glf_cr"),
+        *("ca_mtcr", "identity", "least_cloudy", "mosaic"),  # the time series
+    ]
 
     summary = _strict_json(out / "summary.json")
     assert summary["protocol"] == "uncrtaints"
@@ -63,6 +66,25 @@ def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
     assert summary["demo"]["models"]["glf_cr"]["steps"] == 3
     assert summary["demo"]["models"]["no_sar"]["model"] == "glf_cr_no_sar"
     assert summary["demo"]["timings_s"]["total"] > 0
+
+    # the time-series part: CA-MTCR, the baselines, strata per auxiliary change, the scene
+    ts = summary["time_series"]
+    assert ts["model"] == "ca_mtcr" and ts["steps"] == 2 and ts["n_test"] >= 1
+    assert list(ts["models"]) == ["ca_mtcr", "identity", "least_cloudy", "mosaic"]
+    for entry in ts["models"].values():
+        assert isinstance(entry["inside_clouds"]["psnr"], float)
+        assert set(entry["per_aux_change"]) <= {"changed", "unchanged"}
+    assert set(ts["comparison"]) >= {"beats_mosaic", "beats_least_cloudy", "beats_identity"}
+    assert set(ts["scene"]["metrics_inside_clouds"]) == {"identity", "ca_mtcr", "least_cloudy",
+                                                        "mosaic"}  # fmt: skip
+    doc = json.loads((out / "time_series.json").read_text())
+    assert len(doc["images"]) == 3 + 3 + 1  # the dates, the three methods, the truth
+    for image in doc["images"]:
+        assert (out / image["file"]).stat().st_size > 0
+    assert len(doc["table"]["rows"]) == 4
+    for key in ("ca_mtcr", "least_cloudy", "mosaic"):  # on the target date's grid
+        pred = raster_info(out / "time_series" / f"scene_{key}.tif")
+        assert pred.count == 13 and pred.height == 64
 
     # per-image table, panels, scene outputs on the optical grid
     header = (out / "per_image.csv").read_text().splitlines()[0].split(",")
@@ -117,9 +139,12 @@ def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
         "PSNR per cloud-cover bin",
         "Test patches, from low to high cloud cover",
         "Whole scene: before and after",
+        "Time series: three dates composited into one clean image",
+        "Mosaic of clear pixels",
+        "In: a cloudy Sentinel-2 image",
     ):
         assert needle in html, needle
-    assert html.count("data:image/png;base64,") == 1 + 2 * 6 + 5
+    assert html.count("data:image/png;base64,") == 3 + 1 + 2 * 6 + 5 + 7  # overview first
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
 
     # `cloudfree report` rebuilds it from the demo's directory

@@ -35,13 +35,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cloudfree.demo.pipeline import remove_owned
+from cloudfree.demo.common import (
+    budget_overrides,
+    load_synthetic_spec,
+    quiet_training,
+    remove_owned,
+)
 from cloudfree.errors import ConfigError, InputFileError
 
 __all__ = [
@@ -52,16 +56,6 @@ __all__ = [
 
 _MARKER = ".cloudfree-synthetic-benchmark"
 _OWNED = ("data", "runs", "mono", "time_series", "synthetic_benchmark.json")
-
-
-def load_synthetic_spec() -> dict[str, Any]:
-    """The shipped ``synthetic_benchmark.yaml`` (budget, data sizes, families)."""
-    text = (
-        resources.files("cloudfree.demo")
-        .joinpath("resources/synthetic_benchmark.yaml")
-        .read_text(encoding="utf-8")
-    )
-    return yaml.safe_load(text)
 
 
 @dataclass
@@ -112,42 +106,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         remove_owned(out, _OWNED)
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARKER).write_text("written by `cloudfree benchmark --synthetic`\n", encoding="utf-8")
-
-
-def _overrides(
-    budget: Mapping[str, Any],
-    entry: Mapping[str, Any],
-    temporal: bool,
-    ts_options: Mapping[str, Any],
-    device: str,
-    progress: bool,
-) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "model.name": entry["model"],
-        "model.kwargs": dict(entry.get("kwargs") or {}),
-        "data.patch_size": budget["crop"],
-        "data.val_patch_size": None,
-        "data.batch_size": budget["batch_size"],
-        "data.num_workers": 0,
-        "optimizer.lr": budget["lr"],
-        "scheduler": {"name": "cosine", "interval": "step"},
-        "trainer.max_epochs": None,
-        "trainer.max_steps": budget["steps"],
-        "trainer.accelerator": "gpu" if device.startswith("cuda") else "cpu",
-        "trainer.val_check_interval": None,
-        "trainer.check_val_every_n_epoch": 100000,  # no validation: the final weights count
-        "trainer.num_sanity_val_steps": 0,
-        "trainer.checkpoint_every_n_steps": None,
-        "trainer.log_every_n_steps": 10,
-        "trainer.enable_progress_bar": progress,
-        "seed": budget["seed"],
-    }
-    if temporal:
-        settings["data.options"] = dict(ts_options)
-        settings["data.train_options"] = {}
-        settings["data.val_options"] = {}
-    settings.update(entry.get("overrides") or {})
-    return settings
 
 
 def _benchmark_config(
@@ -204,7 +162,6 @@ def run_synthetic_benchmark(
     import torch
 
     from cloudfree import __version__
-    from cloudfree.demo.pipeline import _quiet_training
     from cloudfree.devices import resolve_device
     from cloudfree.evaluate.benchmark import build_benchmark_config, run_benchmark
     from cloudfree.io.atomic import atomic_write_json, atomic_write_text
@@ -250,7 +207,7 @@ def run_synthetic_benchmark(
     facts: dict[str, dict[str, Any]] = {}
     weights: dict[str, dict[str, Path]] = {p: {} for p in parts}
     n_threads = threads if threads is not None else torch.get_num_threads()
-    with _quiet_training(n_threads):
+    with quiet_training(n_threads):
         for family, entry in chosen.items():
             name = entry["model"]
             info = get_model_info(name)
@@ -262,7 +219,9 @@ def run_synthetic_benchmark(
                 f"{info.default_recipe}): {budget['steps']} steps of {budget['batch_size']} x "
                 f"{budget['crop']} px crops"
             )
-            settings = _overrides(budget, entry, temporal[family], ts_options, device, progress)
+            settings = budget_overrides(
+                budget, entry, temporal[family], ts_options, device, progress
+            )
             cfg = build_config(
                 load_recipe(info.default_recipe or name),
                 settings,

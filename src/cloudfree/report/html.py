@@ -14,7 +14,14 @@ What ``RUN_DIR`` must contain (only ``summary.json`` is required):
                             render_sample_panels`; ``cloudfree report --panels N`` makes them)
 ``scene.json``              optional: a whole scene before and after (written by the demo):
                             ``{"title", "text", "images": [{"file", "label"}], "facts":
-                            {label: value}}``, files relative to ``RUN_DIR``
+                            {label: value}}``, files relative to ``RUN_DIR``; an optional
+                            ``"table": {"columns": [...], "rows": [[...], ...]}`` is shown
+                            under the images
+``summary.json``'s          optional ``overview``: ``{"text", "images": [{"file", "label"}]}``,
+``overview``                the report's first screen (one paragraph, one row of images)
+``time_series.json``        optional: the same schema, for a time series (the demo's second
+                            part: the dates, each method's image of the target date, the
+                            truth and a table of the methods)
 ==========================  ===================================================================
 
 The report (``report.html``) holds the metrics table of every model (PSNR, SSIM, SAM, MAE
@@ -72,6 +79,7 @@ __all__ = [
     "REPORT_CSS",
     "REPORT_HTML",
     "SCENE_JSON",
+    "TIME_SERIES_JSON",
     "UNCERTAINTY_PNG",
     "ReportInputs",
     "build_report",
@@ -89,6 +97,7 @@ REPORT_HTML = "report.html"
 SUMMARY_JSON = "summary.json"
 PER_IMAGE_CSV = "per_image.csv"
 SCENE_JSON = "scene.json"
+TIME_SERIES_JSON = "time_series.json"
 PLOT_PNG = "psnr_per_cover_bin.png"
 UNCERTAINTY_PNG = "uncertainty_calibration.png"
 
@@ -136,6 +145,7 @@ table.panels img.date{width:86px}
 td.rowhead{text-align:left!important;width:120px;font-size:.82em}
 .scene{display:flex;flex-wrap:wrap;gap:10px}.scene figure{margin:0}
 .scene img{width:410px;height:auto;border:1px solid #d1d5db;display:block}
+.overview p{font-size:1.05em;max-width:1040px}.overview .scene img{width:300px}
 figcaption{font-size:.85em;text-align:center;color:#374151;margin-top:3px}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:.88em}
 dl.facts dt{color:#4b5563}dl.facts dd{margin:0}
@@ -153,6 +163,7 @@ class ReportInputs:
     rows: list[dict[str, str]] = field(default_factory=list)
     panels: dict[str, Any] | None = None
     scene: dict[str, Any] | None = None
+    time_series: dict[str, Any] | None = None
 
 
 def _read_json(path: Path) -> Any:
@@ -193,7 +204,9 @@ def load_report_inputs(run_dir: str | os.PathLike[str]) -> ReportInputs:
     panels = _read_json(panels_path) if panels_path.is_file() else None
     scene_path = d / SCENE_JSON
     scene = _read_json(scene_path) if scene_path.is_file() else None
-    return ReportInputs(d, summary, rows, panels, scene)
+    ts_path = d / TIME_SERIES_JSON
+    time_series = _read_json(ts_path) if ts_path.is_file() else None
+    return ReportInputs(d, summary, rows, panels, scene, time_series)
 
 
 def model_label(key: str, summary: Mapping[str, Any] | None = None) -> str:
@@ -513,9 +526,41 @@ def _scene_section(scene: Mapping[str, Any], run_dir: Path) -> str:
             f'<figure><img src="{uri}" alt="{label}"><figcaption>{label}</figcaption></figure>'
         )
     out.append("</div>")
+    table = scene.get("table")
+    if isinstance(table, Mapping) and table.get("columns"):
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table["columns"])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+            for row in table.get("rows") or []
+        )
+        out.append(f'<table class="metrics"><tr>{head}</tr>{body}</table>')
+        if table.get("note"):
+            out.append(f'<p class="note">{html.escape(str(table["note"]))}</p>')
     facts = scene.get("facts") or {}
     if facts:
         out.append(facts_list([(str(k), html.escape(str(v))) for k, v in facts.items()]))
+    return "".join(out)
+
+
+def _overview_section(summary: Mapping[str, Any], run_dir: Path) -> str:
+    """The first screen: the summary's ``overview`` (``{"text", "images": [{"file",
+    "label"}]}``: one paragraph and one row of images), empty without one."""
+    overview = summary.get("overview")
+    if not isinstance(overview, Mapping):
+        return ""
+    out = ['<div class="overview">']
+    if overview.get("text"):
+        out.append(f"<p>{html.escape(str(overview['text']))}</p>")
+    out.append('<div class="scene">')
+    for item in overview.get("images") or []:
+        uri = _data_uri(run_dir / str(item.get("file", "")))
+        if uri is None:
+            continue
+        label = html.escape(str(item.get("label", "")))
+        out.append(
+            f'<figure><img src="{uri}" alt="{label}"><figcaption>{label}</figcaption></figure>'
+        )
+    out.append("</div></div>")
     return "".join(out)
 
 
@@ -563,6 +608,7 @@ def render_report_html(
         f"{html.escape(str(summary.get('cloudfree_version', __version__)))} &middot; "
         f"report made {stamp}</p>",
     ]
+    parts.append(_overview_section(summary, inputs.run_dir))
     if summary.get("description"):
         parts.append(f"<p>{html.escape(str(summary['description']))}</p>")
     parts.append(_key_result(summary))
@@ -588,6 +634,8 @@ def render_report_html(
         parts.append(_panels_section(inputs.panels, inputs.run_dir, summary))
     if inputs.scene:
         parts.append(_scene_section(inputs.scene, inputs.run_dir))
+    if inputs.time_series:
+        parts.append(_scene_section(inputs.time_series, inputs.run_dir))
     parts.append(_setup_section(summary))
     parts.append("</body></html>\n")
     return "\n".join(p for p in parts if p)
@@ -602,13 +650,14 @@ def side_files_dir(report: str | os.PathLike[str]) -> Path:
 def report_input_files(inputs: ReportInputs) -> list[Path]:
     """Every file a report of ``inputs`` reads (outputs must never replace one)."""
     d = inputs.run_dir
-    files = [d / SUMMARY_JSON, d / PER_IMAGE_CSV, d / SCENE_JSON]
+    files = [d / SUMMARY_JSON, d / PER_IMAGE_CSV, d / SCENE_JSON, d / TIME_SERIES_JSON]
     panels = d / PANELS_DIR
     if panels.is_dir():
         files += [f for f in panels.rglob("*") if f.is_file()]
-    for image in (inputs.scene or {}).get("images", []) or []:
-        if isinstance(image, dict) and image.get("file"):
-            files.append(d / str(image["file"]))
+    for section in (inputs.scene, inputs.time_series):
+        for image in (section or {}).get("images", []) or []:
+            if isinstance(image, dict) and image.get("file"):
+                files.append(d / str(image["file"]))
     return [f for f in files if f.exists()]
 
 
