@@ -189,3 +189,11 @@ def test_demo_device_cuda(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = _strict_json(out / "summary.json")
     assert "CUDA" in summary["setup"]["training (both)"]
+
+
+def test_time_series_scene_window_ends_on_the_cloudiest_date_with_two_before() -> None:
+    from cloudfree.demo.time_series import _scene_window
+
+    assert _scene_window([0.9, 0.8, 0.1, 0.5, 0.3, 0.0]) == slice(1, 4)  # date 0 has none before
+    assert _scene_window([0.0, 0.0, 0.2, 0.2, 0.1, 0.2]) == slice(0, 3)  # ties: the earliest
+    assert _scene_window([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == slice(3, 6)

@@ -158,7 +158,7 @@ class DemoSettings:
     ts_series: int = 66
     ts_size: int = 64
     ts_dates: int = 6
-    ts_steps: int = 300
+    ts_steps: int = 500
     ts_scene_size: int = 256
 
     @classmethod

@@ -1,9 +1,10 @@
 """The demo's second part: a time series with surface changes (``cloudfree demo``, step 6).
 
 1. **Data**: the simulator's SEN12MS-CR-TS layout (``OUT/time_series/data``: series of
-   ``ts_dates`` dates with surface changes between them) and one scene of three dated GeoTIFF
+   ``ts_dates`` dates with surface changes between them) and one scene of six dated GeoTIFF
    pairs on one grid (``OUT/time_series/scene_input``: S2 cloudy, S1, truth and cloud mask per
-   date).
+   date), of which three consecutive dates ending on the cloudiest are used
+   (:func:`_scene_window`).
 2. **Training**: a compact CA-MTCR (paper 002), the synthetic benchmark's compact model and its
    overrides (``demo/resources/synthetic_benchmark.yaml``: no VQ-VAE stage, L1 instead of the
    VGG terms, whose ImageNet weights nothing may download), on CA-MTCR's sampler (target = the
@@ -42,8 +43,10 @@ TS_LABELS: dict[str, str] = {
     "mosaic": "Mosaic of clear pixels",
     "ca_mtcr": "CA-MTCR (dates + SAR)",
 }
-#: Dates of the time-series scene (CA-MTCR's target date and two auxiliary dates).
+#: Dates of the time-series scene given to every method (CA-MTCR's target date and two
+#: auxiliary dates), chosen from ``SCENE_SIMULATED`` simulated dates (see :func:`_scene_window`).
 SCENE_DATES = 3
+SCENE_SIMULATED = 6
 
 
 @dataclass
@@ -55,6 +58,16 @@ class TimeSeriesPart:
     doc: dict[str, Any]
     outputs: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _scene_window(covers: list[float]) -> slice:
+    """The ``SCENE_DATES`` consecutive dates that end on the cloudiest date which has
+    ``SCENE_DATES - 1`` dates before it (**Decision**: the simulator draws each date's cover at
+    random, and a clear target date would show nothing to remove; the rule depends on the
+    covers only, never on any method's result)."""
+    first = SCENE_DATES - 1
+    target = max(range(first, len(covers)), key=lambda i: (covers[i], -i))
+    return slice(target - first, target + 1)
 
 
 def _fmt(v: Any, digits: int) -> str:
@@ -105,10 +118,11 @@ def run_time_series_part(
         seed=s.seed + 7,
     )  # fmt: skip
     splits = {sp: sum(r["split"] == sp for r in records) for sp in ("train", "val", "test")}
-    scene = write_time_series_scene(
+    simulated = write_time_series_scene(
         folder / "scene_input", height=s.ts_scene_size, width=s.ts_scene_size,
-        n_dates=SCENE_DATES, seed=s.seed + 3000, change_rate=0.5,
+        n_dates=SCENE_SIMULATED, seed=s.seed + 3000, change_rate=0.5,
     )  # fmt: skip
+    scene = simulated[_scene_window([r["cover"] for r in simulated])]
     echo(
         f"      {s.ts_series} series of {s.ts_dates} dates, {s.ts_size} px (train "
         f"{splits['train']} / val {splits['val']} / test {splits['test']}) + a "
