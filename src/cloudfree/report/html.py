@@ -512,12 +512,11 @@ def _panels_section(panels: Mapping[str, Any], run_dir: Path, summary: Mapping[s
     return panels_section(panels, Path(run_dir) / PANELS_DIR, summary)
 
 
-def _scene_section(scene: Mapping[str, Any], run_dir: Path) -> str:
-    out = [f"<h2>{html.escape(str(scene.get('title', 'Whole scene: before and after')))}</h2>"]
-    if scene.get("text"):
-        out.append(f"<p>{html.escape(str(scene['text']))}</p>")
-    out.append('<div class="scene">')
-    for item in scene.get("images") or []:
+def _figure_row(images: Any, run_dir: Path) -> str:
+    """A wrapping row of captioned images (``[{"file", "label"}]``, files relative to
+    ``run_dir``, embedded; a missing file is left out)."""
+    out = ['<div class="scene">']
+    for item in images or []:
         uri = _data_uri(run_dir / str(item.get("file", "")))
         if uri is None:
             continue
@@ -526,6 +525,14 @@ def _scene_section(scene: Mapping[str, Any], run_dir: Path) -> str:
             f'<figure><img src="{uri}" alt="{label}"><figcaption>{label}</figcaption></figure>'
         )
     out.append("</div>")
+    return "".join(out)
+
+
+def _scene_section(scene: Mapping[str, Any], run_dir: Path) -> str:
+    out = [f"<h2>{html.escape(str(scene.get('title', 'Whole scene: before and after')))}</h2>"]
+    if scene.get("text"):
+        out.append(f"<p>{html.escape(str(scene['text']))}</p>")
+    out.append(_figure_row(scene.get("images"), run_dir))
     table = scene.get("table")
     if isinstance(table, Mapping) and table.get("columns"):
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table["columns"])
@@ -551,16 +558,8 @@ def _overview_section(summary: Mapping[str, Any], run_dir: Path) -> str:
     out = ['<div class="overview">']
     if overview.get("text"):
         out.append(f"<p>{html.escape(str(overview['text']))}</p>")
-    out.append('<div class="scene">')
-    for item in overview.get("images") or []:
-        uri = _data_uri(run_dir / str(item.get("file", "")))
-        if uri is None:
-            continue
-        label = html.escape(str(item.get("label", "")))
-        out.append(
-            f'<figure><img src="{uri}" alt="{label}"><figcaption>{label}</figcaption></figure>'
-        )
-    out.append("</div></div>")
+    out.append(_figure_row(overview.get("images"), run_dir))
+    out.append("</div>")
     return "".join(out)
 
 
