@@ -10,7 +10,6 @@ Existing output files are refused unless ``--overwrite`` is given.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -156,6 +155,7 @@ def _synthetic(
 ) -> None:  # fmt: skip
     """``--synthetic`` (:mod:`cloudfree.demo.synthetic_benchmark`)."""
     from cloudfree.demo.synthetic_benchmark import load_synthetic_spec, run_synthetic_benchmark
+    from cloudfree.report.benchmark_page import rank_by_psnr
 
     if families == "list":
         for family, entry in load_synthetic_spec()["families"].items():
@@ -176,7 +176,7 @@ def _synthetic(
         psnr = {entry: _inside_psnr(regions) for entry, regions in table["models"].items()}
         click.echo(f"{part.replace('_', ' ')} ({protocol}): mean PSNR inside clouds")
         width = max(len(e) for e in psnr)
-        for entry in sorted(psnr, key=lambda e: -psnr[e] if psnr[e] == psnr[e] else math.inf):
+        for entry in rank_by_psnr(list(psnr), psnr):
             click.echo(f"  {entry.ljust(width)}  {psnr[entry]:6.2f} dB")
         click.echo(f"  report: {(res.out_dir / 'report.html').resolve()}")
     click.echo(f"done in {result.timings['total'] / 60:.1f} min: {result.out.resolve()}")

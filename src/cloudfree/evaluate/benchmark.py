@@ -105,7 +105,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -164,6 +164,10 @@ BOOTSTRAP_TEXT = (
     "region and metric; the nan-mean of each resample; the (1 - confidence) / 2 and "
     "(1 + confidence) / 2 percentiles of those means"
 )
+
+if TYPE_CHECKING:
+    from cloudfree.distributed import LaunchEnv
+    from cloudfree.evaluate.benchmark_cells import CellStore
 
 Region = Literal["overall", "inside_clouds", "outside_clouds"]
 
@@ -725,14 +729,14 @@ def _fingerprints(
 
 
 def _score_shards(
-    store: Any,
+    store: CellStore,
     nets: Mapping[str, Any],
     dataset: Any,
     config: BenchmarkConfig,
     baselines: Sequence[str],
     entries: Sequence[str],
     device: torch.device,
-    env: Any,
+    env: LaunchEnv,
     progress: bool,
 ) -> tuple[int, int]:
     """Score this rank's shards, skipping the (entry, shard) cells already stored; returns
