@@ -47,6 +47,7 @@ from cloudfree.demo.common import (
     remove_owned,
 )
 from cloudfree.errors import ConfigError, InputFileError
+from cloudfree.io.atomic import atomic_write_text
 
 __all__ = [
     "SyntheticBenchmarkResult",
@@ -105,7 +106,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             )
         remove_owned(out, _OWNED)
     out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("written by `cloudfree benchmark --synthetic`\n", encoding="utf-8")
+    atomic_write_text(out / _MARKER, "written by `cloudfree benchmark --synthetic`\n")
 
 
 def _benchmark_config(
@@ -164,7 +165,7 @@ def run_synthetic_benchmark(
     from cloudfree import __version__
     from cloudfree.devices import resolve_device
     from cloudfree.evaluate.benchmark import build_benchmark_config, run_benchmark
-    from cloudfree.io.atomic import atomic_write_json, atomic_write_text
+    from cloudfree.io.atomic import atomic_write_json
     from cloudfree.models import create_model, get_model_info
     from cloudfree.synth import write_sen12mscr_synthetic
     from cloudfree.synth.temporal_writers import write_sen12mscr_ts_synthetic
