@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from cloudfree.cli import main
@@ -64,6 +65,11 @@ def test_quick_demo_end_to_end_and_again(tmp_path: Path) -> None:
         assert set(entry["per_cover_bin"]) == {"0-20", "20-40", "40-60", "60-80", "80-100"}
     assert set(summary["comparison"]) >= {"beats_identity", "beats_no_sar"}
     assert summary["demo"]["models"]["glf_cr"]["steps"] == 3
+    # both mono-temporal models train with the demo's loss (module docstring: L1 + SSIM)
+    assert summary["demo"]["settings"]["loss"] == "l1_ssim"
+    for key in ("glf_cr", "no_sar"):
+        config = yaml.safe_load((out / "runs" / key / "config.yaml").read_text())
+        assert config["loss"]["name"] == "l1_ssim", key
     assert summary["demo"]["models"]["no_sar"]["model"] == "glf_cr_no_sar"
     assert summary["demo"]["timings_s"]["total"] > 0
 
@@ -165,6 +171,7 @@ def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
     [
         (["--crop", "64"], 1, "the crop (64 px) is larger than the patches (32)"),
         (["--patches", "2"], 2, "Invalid value for '--patches': 2 is not in the range x>=3"),
+        (["--loss", "l3"], 1, "unknown loss 'l3'; registered losses: "),
     ],
 )
 def test_demo_rejects_bad_settings(

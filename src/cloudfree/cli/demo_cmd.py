@@ -40,6 +40,7 @@ def _d(text: str, name: str) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), help=_d("Batch size", "batch_size"))
 @click.option("--crop", type=click.IntRange(min=8), help=_d("Training crop in px", "crop"))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=_d("Learning rate", "lr"))
+@click.option("--loss", help=_d("Loss of both mono-temporal models (a registered loss)", "loss"))
 @click.option(
     "--scene-size", type=click.IntRange(min=64), help=_d("Scene side in px", "scene_size")
 )
