@@ -1,8 +1,12 @@
-"""DDP: ``python -m cloudfree train --devices 2`` on CPU (two processes, gloo backend).
+"""DDP on CPU (two processes, gloo backend), in the two launch forms that run on one machine:
 
-Lightning re-launches the command line for rank 1 (``python -m cloudfree.__main__ ...``); the
-run must finish with exit code 0, and only rank 0 writes the run directory and prints the
-weights paths.
+* ``python -m cloudfree train --devices 2``: Lightning re-launches the command line for rank 1
+  (``python -m cloudfree.__main__ ...``);
+* ``torchrun --standalone --nproc_per_node 2 -m cloudfree train --devices 2``: torchrun starts
+  both ranks and Lightning reads its environment (``TorchElasticEnvironment``).
+
+Each run must finish with exit code 0, and only rank 0 writes the run directory and prints the
+weights paths. (SLURM, Lightning's ``SLURMEnvironment``, is the third form; it needs a cluster.)
 """
 
 from __future__ import annotations
@@ -19,14 +23,29 @@ import torch.distributed as dist
 from cloudfree.models import load_pretrained
 from cloudfree.synth import write_sen12mscr_synthetic
 
+#: the launcher variables a parent process (a test runner under torchrun or SLURM) may leave
+LAUNCH_VARS = (
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
+    "TORCHELASTIC_RUN_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_ID",
+    "MASTER_ADDR", "MASTER_PORT", "CLOUDFREE_TRAIN_RUN_DIR",
+)  # fmt: skip
+LAUNCHERS = {
+    "lightning": [sys.executable, "-m", "cloudfree"],
+    "torchrun": [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "cloudfree",
+    ],
+}  # fmt: skip
+
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
-def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_ddp_two_cpu_processes(tmp_path: Path, launcher: str) -> None:
     data = tmp_path / "data"
     write_sen12mscr_synthetic(data, patches=10, size=32, seed=1)
     run = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "cloudfree", "train", "--recipe", "dsen2cr",
+        *LAUNCHERS[launcher], "train", "--recipe", "dsen2cr",
         "--data", str(data), "--out", str(run), "--devices", "2",
         "--set", "trainer.accelerator=cpu", "--set", "model.kwargs.width=8",
         "--set", "model.kwargs.num_blocks=1", "--set", "data.patch_size=16",
@@ -34,8 +53,8 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
         "--set", "trainer.max_steps=4", "--set", "trainer.log_every_n_steps=1",
         "--set", "trainer.enable_progress_bar=false",
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("CLOUDFREE_TRAIN_RUN_DIR", None)
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     start = time.monotonic()
     proc = subprocess.run(
         cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -57,4 +76,4 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
         load_pretrained(run / "weights" / which)
     entries = {p.name for p in run.iterdir()} - {"tensorboard"}  # tensorboard: if installed
     assert entries == {"checkpoints", "config.yaml", "metrics.csv", "weights"}
-    print(f"DDP run took {elapsed:.1f} s")
+    print(f"DDP run ({launcher}) took {elapsed:.1f} s")
