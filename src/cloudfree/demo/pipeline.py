@@ -13,13 +13,15 @@ Steps (:func:`run_demo`):
    data, loss, crops, batch size, steps, learning rate (cosine decay per step), seed and size
    settings (:data:`MODEL_KWARGS`). **Decision (loss):** ``l1_ssim`` (L1 + (1 - SSIM), the
    MMCANet / MPIR loss) instead of the recipe's L1. GLF-CR adds its output to the cloudy input
-   (a global skip), so an under-trained network passes the clouds' fine texture through;
-   measured side by side on this machine (GLF-CR, 900 steps, same seed, the earlier 1024 px
-   scene): L1 gave 31.68 dB inside clouds on the test split with a graininess of 13.1
-   inside the scene's clouds and 3.1 in its clear areas, L1 + SSIM 32.51 dB with 2.4 and 1.7 (L1 for 600 steps: 30.46 dB,
-   21.6; whole 64 px patches at batch 4: 30.78 dB, 16.4). Its cost: under that scene's
-   high-altitude cloud the cirrus band B10 keeps part of the cloud's signal (13-band scene
-   PSNR 27.0 against 31.9 dB with L1, while the visible bands gain 2-5 dB).
+   (a global skip), so an under-trained network passes the clouds' fine texture through.
+   Measured side by side on this machine (GLF-CR, 900 steps, same seed, the earlier 1024 px
+   scene): L1 gave 31.68 dB inside clouds on the test split with a graininess of 13.1 inside
+   the scene's clouds and 3.1 in its clear areas, L1 + SSIM 32.51 dB with 2.4 and 1.7 (L1 for
+   600 steps: 30.46 dB, 21.6; whole 64 px patches at batch 4: 30.78 dB, 16.4). Its cost: under
+   that scene's high-altitude cloud the cirrus band B10 keeps part of the cloud's signal
+   (13-band scene PSNR 27.0 against 31.9 dB with L1, while the visible bands gain 2-5 dB); on
+   the default 768 px scene 30.36 against 31.35 dB (SWIR B11 / B12 -4 to -5 dB; graininess
+   2.6 / 1.8 against 22.5 / 4.5).
    Lightning's progress bar shows each run; the runs are
    ``OUT/runs/{no_sar,glf_cr}``. Both are evaluated and applied with their *final* weights
    (``weights/final``, the end of the cosine schedule; the validation split only traces
