@@ -223,6 +223,10 @@ def test_scene_list_errors(tmp_path: Path) -> None:
 def test_distributed_rank_from_env() -> None:
     assert distributed_rank({}) == (0, 1, None)
     assert distributed_rank({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == (3, 4, 1)
+    # one parser for every job (cloudfree.distributed): SLURM's srun works as torchrun does
+    assert distributed_rank({"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_LOCALID": "1"}) == (
+        1, 2, 1,
+    )  # fmt: skip
     from cloudfree.errors import ConfigError
 
     with pytest.raises(ConfigError):

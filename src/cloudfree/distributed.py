@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cloudfree.errors import ConfigError
@@ -63,8 +64,8 @@ class LaunchEnv:
         return self.world_size > 1
 
 
-def _int(name: str, default: int) -> int:
-    text = os.environ.get(name)
+def _int(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
+    text = (os.environ if environ is None else environ).get(name)
     if text is None or text == "":
         return default
     try:
@@ -73,23 +74,28 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
 
 
-def launch_env() -> LaunchEnv:
+def launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv:
     """This process's :class:`LaunchEnv`, read from the launcher's environment (module
-    docstring).
+    docstring); ``environ`` replaces ``os.environ`` (tests, callers that hold a copy).
 
     Raises:
         ConfigError: a rank variable that is not an integer, or a rank outside the world.
     """
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        env = LaunchEnv(_int("RANK", 0), _int("WORLD_SIZE", 1), _int("LOCAL_RANK", 0), "torchrun")
-    elif _int("SLURM_NTASKS", 1) > 1 and "SLURM_PROCID" in os.environ:
+    e = os.environ if environ is None else environ
+
+    def get(name: str, default: int) -> int:
+        return _int(name, default, e)
+
+    if "RANK" in e and "WORLD_SIZE" in e:
+        env = LaunchEnv(get("RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_RANK", 0), "torchrun")
+    elif get("SLURM_NTASKS", 1) > 1 and "SLURM_PROCID" in e:
         env = LaunchEnv(
-            _int("SLURM_PROCID", 0), _int("SLURM_NTASKS", 1), _int("SLURM_LOCALID", 0), "slurm"
+            get("SLURM_PROCID", 0), get("SLURM_NTASKS", 1), get("SLURM_LOCALID", 0), "slurm"
         )
-    elif "NODE_RANK" in os.environ or "LOCAL_RANK" in os.environ:
-        local = _int("LOCAL_RANK", 0)
-        rank = _int("NODE_RANK", 0) * _int("LOCAL_WORLD_SIZE", local + 1) + local
-        env = LaunchEnv(rank, max(_int("WORLD_SIZE", rank + 1), rank + 1), local, "lightning")
+    elif "NODE_RANK" in e or "LOCAL_RANK" in e:
+        local = get("LOCAL_RANK", 0)
+        rank = get("NODE_RANK", 0) * get("LOCAL_WORLD_SIZE", local + 1) + local
+        env = LaunchEnv(rank, max(get("WORLD_SIZE", rank + 1), rank + 1), local, "lightning")
     else:
         return LaunchEnv()
     if env.world_size < 1 or not 0 <= env.rank < env.world_size:

@@ -23,7 +23,8 @@ Decisions:
   also runs :func:`cloudfree.io.outputs.check_output` on its output and quicklook.
 * **Resume.** A scene whose output file exists is skipped (outputs are written atomically, so an
   existing file is a finished one); ``overwrite=True`` recomputes it.
-* **Sharding.** Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment)
+* **Sharding.** Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment;
+  SLURM and Lightning launches likewise, read by :func:`cloudfree.distributed.launch_env`)
   process ``rank`` takes scenes ``i`` with ``i % world_size == rank`` (``i`` = 0-based data row);
   no process group is created, so processes never wait for each other. The device
   ``cuda`` becomes ``cuda:LOCAL_RANK``.
@@ -41,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloudfree.distributed import launch_env
 from cloudfree.errors import CloudfreeError, ConfigError, InputFileError
 from cloudfree.io.atomic import remove_stale_temporaries
 from cloudfree.predict.scene import (
@@ -93,19 +95,11 @@ class BatchResult:
 
 
 def distributed_rank(environ: Mapping[str, str] | None = None) -> tuple[int, int, int | None]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, None)`` alone)."""
-    env = os.environ if environ is None else environ
-    try:
-        rank = int(env.get("RANK", "0"))
-        world = int(env.get("WORLD_SIZE", "1"))
-        local = int(env["LOCAL_RANK"]) if "LOCAL_RANK" in env else None
-    except ValueError:
-        raise ConfigError(
-            "RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)"
-        ) from None
-    if world < 1 or not 0 <= rank < world:
-        raise ConfigError(f"invalid RANK={rank} for WORLD_SIZE={world}")
-    return rank, world, local
+    """``(rank, world_size, local_rank)`` of this process by its launcher's environment
+    (torchrun, SLURM or Lightning: :func:`cloudfree.distributed.launch_env`); ``(0, 1, None)``
+    for a single process, whose device is then left as given."""
+    env = launch_env(environ)
+    return env.rank, env.world_size, env.local_rank if env.launcher else None
 
 
 def shard(jobs: list[SceneJob], rank: int, world_size: int) -> list[SceneJob]:
