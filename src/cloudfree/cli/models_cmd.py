@@ -1,5 +1,6 @@
 """`cloudfree models ...`: list the registered models, convert official checkpoints, write the
-model zoo page (``cloudfree models zoo``, :mod:`cloudfree.models.zoo`)."""
+model zoo page (``cloudfree models zoo``, :mod:`cloudfree.models.zoo`), export a network to
+ONNX (``cloudfree models export``, :mod:`cloudfree.models.onnx_export`)."""
 
 from __future__ import annotations
 
@@ -145,3 +146,48 @@ def zoo_command(out: Path | None, overwrite: bool, update_counts: bool) -> None:
     check_output(out, overwrite=overwrite, what="page")
     atomic_write_text(out, text)
     click.echo(f"{out}: model zoo page written", err=True)
+
+
+@models.command("export")
+@click.argument("name")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Pretrained directory or training run of model NAME.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx"]),
+    default="onnx",
+    show_default=True,
+    help="Export format.",
+)
+@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True,
+              help="Side of the example input in px (the exported sizes are dynamic).")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never the weights).")
+def export_command(
+    name: str, out: Path, weights: Path, fmt: str, size: int, overwrite: bool
+) -> None:
+    """Export the network NAME with --weights to OUT (ONNX: dynamic batch, height and width).
+
+    Needs the optional packages onnx and onnxscript (pip install 'cloudfree[onnx]'). A network
+    that torch.export cannot trace is refused with the reason (cloudfree.models.onnx_export).
+    """
+    from cloudfree.io.outputs import check_output
+    from cloudfree.models import load_model
+    from cloudfree.models.onnx_export import export_onnx
+
+    check_output(out, inputs=[weights], overwrite=overwrite, what="ONNX file")
+    loaded = load_model(weights, name=name)
+    metadata = {
+        "protocol": loaded.protocol,
+        "bands": list(loaded.bands.names),
+        "weights_sha256": loaded.weights_sha256,
+    }
+    path = export_onnx(
+        loaded.model, out, name=loaded.name, metadata=metadata, size=size, overwrite=overwrite
+    )
+    click.echo(f"{path}: {loaded.name} exported to {fmt} (dynamic batch, height and width)")
