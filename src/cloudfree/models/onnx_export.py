@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cloudfree.errors import ConfigError
+from cloudfree.errors import CloudfreeError, ConfigError
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "export_onnx", "onnx_available"]
 
@@ -55,13 +55,6 @@ def onnx_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _spec(model: nn.Module) -> Any:
-    spec = getattr(model, "cloudfree_spec", None)
-    if spec is None:
-        raise ConfigError(f"{type(model).__name__} has no cloudfree_spec: not a cloudfree model")
-    return spec
 
 
 def _size_dim(axis: str, multiple: int) -> Any:
@@ -132,9 +125,10 @@ def export_onnx(
     Args:
         model: the network; exported in eval mode on the CPU (its mode and device are
             restored afterwards).
-        path: the ``.onnx`` file to write (atomically: a temporary name, then a rename).
+        path: the ``.onnx`` file to write (atomically: :func:`cloudfree.io.atomic.publish`).
         name: its registry name (written to the metadata).
-        metadata: further metadata (protocol, bands, constructor arguments), as JSON values.
+        metadata: further metadata (the CLI: protocol, bands, weights SHA-256), as JSON
+            values.
         size: side of the example input in px (a multiple of the network's
             ``spatial_multiple``).
         overwrite: replace an existing ``path``.
@@ -144,7 +138,9 @@ def export_onnx(
             torch.export cannot trace it (the message names the model and the reason).
         InputFileError: ``path`` exists without ``overwrite``, or is a directory.
     """
+    from cloudfree.io.atomic import publish, temporary_sibling
     from cloudfree.io.outputs import check_output
+    from cloudfree.models.api import spec_of
 
     out = check_output(path, overwrite=overwrite, what="ONNX file")
     if not onnx_available():
@@ -152,8 +148,10 @@ def export_onnx(
             "ONNX export needs the optional packages onnx and onnxscript: "
             "pip install 'cloudfree[onnx]'"
         )
-    spec = _spec(model)
+    spec = spec_of(model)
     label = name or type(model).__name__
+    if spec.inputs.optical_channels is None:
+        raise ConfigError(f"{label}: its input channels are unknown (not a cloudfree model)")
     if spec.inputs.temporal:
         raise ConfigError(f"{label}: ONNX export of temporal networks is not supported yet")
     multiple = max(1, int(spec.inputs.spatial_multiple or 1))
@@ -175,8 +173,8 @@ def export_onnx(
 
     was_training = model.training
     device = next(iter(model.parameters()), torch.empty(0)).device
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     chatter = io.StringIO()
+    tmp = temporary_sibling(out)
     try:
         model.eval().to("cpu")
         with (
@@ -202,8 +200,8 @@ def export_onnx(
             entry.value = value if isinstance(value, str) else json.dumps(value)
         onnx.save(proto, str(tmp))
         _verify(tmp, model, args, names, size + 2 * max(multiple, 16), label)
-        tmp.replace(out)
-    except ConfigError:
+        publish(tmp, out)
+    except CloudfreeError:  # ours (a refused export, a write failure): as they are
         raise
     except Exception as exc:  # torch.export's errors are of many types
         reason = str(exc).strip().splitlines()
