@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ONNX_STAMP := $(VENV)/.installed-onnx
 
 .PHONY: demo test test-slow test-claims lint clean setup
 
@@ -17,7 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,train]"
 	@touch $(STAMP)
 
-test: $(STAMP)
+# the optional [onnx] extra (export and onnxruntime): the tests run its tests; the demo skips it
+$(ONNX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[onnx]"
+	@touch $(ONNX_STAMP)
+
+test: $(ONNX_STAMP)
 	$(BIN)/python -m pytest -q
 
 # the slow tests (e.g. the learning check), kept out of `make test`; CI runs both

@@ -1,5 +1,6 @@
-"""Click options shared by the commands that read Sentinel-2 (predict, cloudmask): one
-declaration each, so the flags mean the same everywhere."""
+"""Click options shared by several commands: the Sentinel-2 input options (predict, cloudmask)
+and the inference options (predict, evaluate); one declaration each, so the flags mean the same
+everywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["optical_input_options"]
+__all__ = ["inference_options", "optical_input_options"]
 
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -50,5 +51,32 @@ _OPTIONS: tuple[_Decorator, ...] = (
 def optical_input_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--bands``, ``--fill-band``, ``--pb04-offset`` and ``--optical-scale``."""
     for option in reversed(_OPTIONS):
+        func = option(func)
+    return func
+
+
+_INFERENCE: tuple[_Decorator, ...] = (
+    click.option(
+        "--precision",
+        type=click.Choice(["32", "bf16", "16"]),
+        default="32",
+        show_default=True,
+        help="Forward pass in float32, or under autocast in bfloat16 or float16 (also on CPU; "
+        "outputs in float32). Accuracy cost measured in docs/performance.md.",
+    ),
+    click.option(
+        "--compile",
+        "compile_model",
+        is_flag=True,
+        help="Compile the network with torch.compile (the first batch of each shape compiles; "
+        "needs a C++ compiler on CPU).",
+    ),
+)
+
+
+def inference_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--precision`` and ``--compile``
+    (:class:`cloudfree.models.inference.InferenceOptions`)."""
+    for option in reversed(_INFERENCE):
         func = option(func)
     return func

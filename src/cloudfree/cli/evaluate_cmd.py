@@ -23,6 +23,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from cloudfree.cli._options import inference_options
 from cloudfree.metrics import METRIC_NAMES, METRIC_PROTOCOLS, MetricProtocol
 from cloudfree.metrics.protocols import metric_labels
 
@@ -48,6 +49,8 @@ _MODEL_MODE = {
     "seed": "--seed",
     "resize": "--resize",
     "metric_bands": "--metric-bands",
+    "precision": "--precision",
+    "compile_model": "--compile",
 }
 #: How ``evaluate`` spells the dataset options that errors name (``fix_option`` -> text).
 EVALUATE_OPTION_NAMES = {"skip_incomplete": "--skip-incomplete", "csv_path": "--csv PATH"}
@@ -230,6 +233,7 @@ def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
     help=f"[folders] per-image CSV file (default: {DEFAULT_OUT}); "
     f"[model] output directory for per_image.csv and summary.json (default: {DEFAULT_OUT_DIR}).",
 )
+@inference_options
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -259,6 +263,8 @@ def evaluate(
     csv_path: Path | None,
     protocol: str,
     out: Path | None,
+    precision: str,
+    compile_model: bool,
     overwrite: bool,
 ) -> None:
     """Compute PSNR, SSIM, SAM, MAE and RMSE, in one of two modes.
@@ -269,6 +275,7 @@ def evaluate(
               --data ROOT [--split test] [--dataset sen12mscr_ts --sampler fixed]
               [--out DIR] [--batch-size N] [--device cpu|cuda] [--num-workers N] [--limit N]
               [--season S [--sample N [--seed K]]] [--resize N] [--metric-bands rgb]
+              [--precision 32|bf16|16] [--compile]
 
     Folders: files are paired by identical name; pixel values are Sentinel-2 DN, scaled to
     [0, 1] by clipping to [0, 10000] and dividing by 10000. Prints the mean over images and
@@ -281,7 +288,9 @@ def evaluate(
     evaluate a seeded random sample of one season (recorded in summary.json); --metric-bands
     scores a band subset. A model with a variance output
     (UnCRtainTS) also gets its uncertainty calibration (UCE / AUCE as UnCRtainTS computes them
-    and in the clean form) printed and in summary.json.
+    and in the clean form) printed and in summary.json. --checkpoint may also be an ONNX file
+    from `cloudfree models export` (run by onnxruntime); --precision and --compile change how
+    torch networks run (recorded as each model's runtime in summary.json).
     """
     dir_given = _given(ctx, _DIR_MODE)
     model_given = _given(ctx, _MODEL_MODE)
@@ -320,6 +329,7 @@ def evaluate(
             sample=sample,
             seed=seed,
             metric_bands=metric_bands,
+            inference=_inference(precision, compile_model),
         )
         return
     if pred_dir is None or target_dir is None:
@@ -401,6 +411,12 @@ def _parse_checkpoints(values: tuple[str, ...]) -> dict[str, Path] | list[Path]:
     if keyed and plain:
         raise click.BadParameter("name every model (KEY=PATH) or none", param_hint="'--checkpoint'")
     return keyed or plain
+
+
+def _inference(precision: str, compile_model: bool) -> Any:
+    from cloudfree.models.inference import InferenceOptions
+
+    return InferenceOptions(precision=precision, compile=compile_model)
 
 
 def _evaluate_model_mode(

@@ -176,16 +176,19 @@ def export_command(
     Needs the optional packages onnx and onnxscript (pip install 'cloudfree[onnx]'). A network
     that torch.export cannot trace is refused with the reason (cloudfree.models.onnx_export).
     """
+    from cloudfree.io.atomic import json_compatible
     from cloudfree.io.outputs import check_output
     from cloudfree.models import load_model
     from cloudfree.models.onnx_export import export_onnx
 
     check_output(out, inputs=[weights], overwrite=overwrite, what="ONNX file")
     loaded = load_model(weights, name=name)
+    config = dict(getattr(loaded.model, "cloudfree_config", None) or {})
     metadata = {
         "protocol": loaded.protocol,
         "bands": list(loaded.bands.names),
         "weights_sha256": loaded.weights_sha256,
+        "config": json_compatible({"name": loaded.name, "kwargs": config.get("kwargs") or {}}),
     }
     path = export_onnx(
         loaded.model, out, name=loaded.name, metadata=metadata, size=size, overwrite=overwrite

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cloudfree.cli._options import optical_input_options
+from cloudfree.cli._options import inference_options, optical_input_options
 from cloudfree.errors import ConfigError
 
 __all__ = ["predict"]
@@ -150,6 +150,14 @@ def _path(**kw: object) -> click.Path:
     help="Dilate the --keep-clear mask by N pixels (default 2 for the rule-based mask, 0 for "
     "--mask).",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default=None,
+    help="torch (weights directory, run or checkpoint) or onnxruntime (an ONNX file from "
+    "`cloudfree models export`); default: from --weights.",
+)
+@inference_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (list mode: redo).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def predict(
@@ -184,6 +192,9 @@ def predict(
     replace_shadow: bool,
     mask: Path | None,
     mask_dilation: int | None,
+    runtime: str | None,
+    precision: str,
+    compile_model: bool,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -212,6 +223,7 @@ def predict(
     optical pixel.
     """
     from cloudfree.cli.models_cmd import parse_assignments
+    from cloudfree.models.inference import InferenceOptions, loaded_for_inference
     from cloudfree.predict import (
         PredictOptions,
         distributed_rank,
@@ -223,10 +235,12 @@ def predict(
     )
     from cloudfree.predict.scene import sar_coverage_warning
 
+    inference = InferenceOptions(precision=precision, compile=compile_model)
+    _check_runtime(runtime, weights, inference)
     if series is not None or composite is not None or len(optical) > 1 or len(sar) > 1:
         _predict_series(
             optical, sar, series, target_date, composite, out, weights, model_name, args,
-            device, scene_list, quicklook, keep_clear, mask,
+            device, scene_list, quicklook, keep_clear, mask, inference,
             PredictOptions(
                 tile_size=tile_size, overlap=overlap, batch_size=batch_size, dtype=dtype,
                 file_bands=file_bands,  # type: ignore[arg-type]
@@ -295,6 +309,7 @@ def predict(
     jobs = read_scene_list(scene_list, out_dir) if scene_list is not None else None
     dev = resolve_device(device, local_rank=local_rank)
     loaded = load_model(weights, name=model_name, kwargs=parse_assignments(args), device=dev)
+    loaded = loaded_for_inference(loaded, inference)
 
     if jobs is None:
         assert optical_one is not None and out is not None
@@ -338,6 +353,25 @@ def predict(
         raise click.ClickException(f"{len(res.failed)} scene(s) failed: {lines}")
 
 
+def _check_runtime(runtime: str | None, weights: Path | None, inference: Any) -> None:
+    """``--runtime`` against the kind of ``--weights`` (before anything is loaded)."""
+    from cloudfree.models.onnx_runtime import is_onnx_file
+
+    onnx = weights is not None and is_onnx_file(weights)
+    if runtime == "onnxruntime" and not onnx:
+        raise ConfigError(
+            "--runtime onnxruntime runs an exported network: give --weights FILE.onnx (written "
+            "by `cloudfree models export NAME --weights DIR --format onnx FILE.onnx`)"
+        )
+    if runtime == "torch" and onnx:
+        raise ConfigError(f"{weights} is an ONNX file: it runs with --runtime onnxruntime")
+    if onnx and not inference.plain:
+        raise ConfigError(
+            "--precision and --compile apply to the torch runtime; an ONNX file runs as "
+            "exported (float32)"
+        )
+
+
 def _note_unused_sar(loaded: Any, given: bool, what: str) -> None:
     """On stderr: S1 was given to a network that does not use it (it still limits the output)."""
     from cloudfree.predict.scene import needs_sar
@@ -365,10 +399,12 @@ def _predict_series(
     quicklook: Path | None,
     keep_clear: bool,
     mask: Path | None,
+    inference: Any,
     options: Any,
 ) -> None:
     """``cloudfree predict`` on a time series (:func:`cloudfree.predict.predict_time_series`)."""
     from cloudfree.cli.models_cmd import parse_assignments
+    from cloudfree.models.inference import loaded_for_inference
     from cloudfree.predict import load_model, resolve_device
     from cloudfree.predict.timeseries import (
         CompositePredictor,
@@ -392,6 +428,8 @@ def _predict_series(
     if (composite is None) == (weights is None):
         raise ConfigError("give either --weights (a temporal model) or --composite NAME")
     if composite is not None:
+        if not inference.plain:
+            raise ConfigError("--precision and --compile apply to a network; a composite has none")
         predictor: Any = CompositePredictor(composite)
     else:
         assert weights is not None
@@ -402,6 +440,7 @@ def _predict_series(
             device=resolve_device(device),
             temporal=True,
         )
+        predictor = loaded_for_inference(predictor, inference)
         _note_unused_sar(predictor, any(it.sar is not None for it in items), "--sar")
     r = predict_time_series(predictor, items, out, options, target_date=target_date)
     what = "composite" if composite else "prediction"

@@ -108,7 +108,9 @@ from cloudfree.metrics import (
     uncertainty_summary,
 )
 from cloudfree.models.api import DATE_EPOCH, ModelBatch, run_model, spec_of
+from cloudfree.models.inference import InferenceOptions, describe_runtime, for_inference
 from cloudfree.models.loading import LoadedModel, load_model, resolve_weights_dir
+from cloudfree.models.onnx_runtime import is_onnx_file
 from cloudfree.normalization import (
     denormalize_sar,
     get_protocol,
@@ -244,8 +246,9 @@ def load_model_for_evaluation(
 ) -> nn.Module:
     """Load the model of a pretrained directory or of a training run (eval mode).
 
-    A thin wrapper of :func:`cloudfree.models.load_model` restricted to directories (the
-    evaluation takes no official checkpoint file: those need an architecture name). See
+    A thin wrapper of :func:`cloudfree.models.load_model` restricted to directories and
+    ONNX files from ``cloudfree models export`` (run by onnxruntime); the evaluation takes no
+    official checkpoint file: those need an architecture name. See
     :func:`resolve_weights_dir` for which weights a run directory gives (best validation
     weights when present, else the final ones). The returned model carries
     ``cloudfree_config`` (name, kwargs, normalisation protocol, bands) and
@@ -255,7 +258,8 @@ def load_model_for_evaluation(
         InputFileError: no weights at ``path`` (a file included), or unreadable / mismatching
             files.
     """
-    weights_dir = resolve_weights_dir(path)
+    is_file = Path(path).is_file() and is_onnx_file(path)
+    weights_dir = Path(path) if is_file else resolve_weights_dir(path)
     loaded = load_model(weights_dir, device=map_location)
     loaded.require_cloud_removal()
     loaded.model.cloudfree_weights_dir = str(loaded.weights_path)  # type: ignore[assignment]
@@ -1084,6 +1088,7 @@ def _result(
                 "normalisation": member.protocol,
                 "bands": member.band_names,
                 "model": json_compatible(member.config) if member.config else {"name": member.key},
+                "runtime": describe_runtime(member.model),
             }
     for b in baseline_fns:
         evaluated[b] = {
@@ -1614,6 +1619,7 @@ def evaluate_checkpoints(
     sample: int | None = None,
     seed: int | None = None,
     metric_bands: str | Sequence[str] | BandSet | None = None,
+    inference: InferenceOptions | None = None,
 ) -> EvaluationResult:
     """Evaluate the models at ``paths`` on one dataset split and write the results.
 
@@ -1632,6 +1638,9 @@ def evaluate_checkpoints(
             (:func:`cloudfree.data.splits.mmcanet_out_of_domain_sizes`). Not with ``limit``.
         seed: seed of the ``sample`` draw (None: 0); only with ``sample``.
         metric_bands: score only these bands, e.g. ``"rgb"`` (see :func:`evaluate_models`).
+        inference: run the networks in another precision or compiled
+            (:func:`cloudfree.models.inference.for_inference`; recorded per model in the
+            summary as ``runtime``).
         protocol: metric protocol name.
         out_dir: where :func:`write_evaluation` writes ``per_image.csv`` and ``summary.json``
             (None: write nothing).
@@ -1686,6 +1695,7 @@ def evaluate_checkpoints(
             )
         given = {k: p for k, (p, _) in zip(keys, loaded)}
         models = {k: m for k, (_, m) in zip(keys, loaded)}
+    models = {k: for_inference(m, inference) for k, m in models.items()}
     if baselines is None:
         baselines = default_baselines(dataset)
     planned = _build_planned(plan, data_root, csv_path=csv_path, skip_incomplete=skip_incomplete)

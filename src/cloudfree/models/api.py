@@ -54,6 +54,7 @@ __all__ = [
     "ModelOutput",
     "ModelSpec",
     "OutputSpec",
+    "call_network",
     "check_int",
     "days_since_epoch",
     "run_model",
@@ -521,18 +522,22 @@ def run_model(
     spec = spec_of(model)
     name = _model_name(model)
     checked = _validate_inputs(name, spec, batch)
+    return _validate_output(name, spec, call_network(model, checked), checked)
+
+
+def call_network(model: nn.Module, batch: ModelBatch) -> Any:
+    """Call ``model`` on ``batch`` as :func:`run_model` does, **without** its checks: a
+    :class:`CloudRemovalModel` through ``forward_batch``, any other temporal network with
+    ``optical, sar, dates, time_mask``, a mono-temporal one with ``optical, sar`` (all as
+    keywords). For wrappers that sit between :func:`run_model` and a network
+    (:mod:`cloudfree.models.inference`); returns what the network returns."""
     if isinstance(model, CloudRemovalModel):
-        raw = model.forward_batch(checked)
-    elif spec.inputs.temporal:
-        raw = model(
-            optical=checked.optical,
-            sar=checked.sar,
-            dates=checked.dates,
-            time_mask=checked.time_mask,
+        return model.forward_batch(batch)
+    if spec_of(model).inputs.temporal:
+        return model(
+            optical=batch.optical, sar=batch.sar, dates=batch.dates, time_mask=batch.time_mask
         )
-    else:
-        raw = model(optical=checked.optical, sar=checked.sar)
-    return _validate_output(name, spec, raw, checked)
+    return model(optical=batch.optical, sar=batch.sar)
 
 
 def with_spec(spec: ModelSpec, **changes: Any) -> ModelSpec:

@@ -161,7 +161,8 @@ class LoadedModel:
         bands: the optical band set it takes.
         weights_path: the pretrained directory or the checkpoint file actually loaded.
         weights_sha256: SHA-256 of ``model.safetensors`` or of the checkpoint file.
-        source: ``"pretrained"`` (one of our directories) or ``"official"`` (a checkpoint).
+        source: ``"pretrained"`` (one of our directories), ``"official"`` (a checkpoint) or
+            ``"onnx"`` (an exported file run by onnxruntime).
         device: where the network is.
     """
 
@@ -207,8 +208,9 @@ def load_model(
     """Load the network of a pretrained directory, a training run or an official checkpoint.
 
     Args:
-        weights: pretrained directory, training run directory (:func:`resolve_weights_dir`)
-            or official checkpoint file.
+        weights: pretrained directory, training run directory (:func:`resolve_weights_dir`),
+            official checkpoint file, or ONNX file written by ``cloudfree models export``
+            (run by onnxruntime: :func:`cloudfree.models.onnx_runtime.load_onnx`).
         name: registered model name; optional for a directory (must then match its config),
             required for an official checkpoint (``--model`` on the command line).
         kwargs: constructor arguments for an official checkpoint (refused for a directory).
@@ -226,9 +228,16 @@ def load_model(
     """
     # through the package namespace, so that a test can stand in for one of the loaders
     from cloudfree import models as zoo
+    from cloudfree.models.onnx_runtime import is_onnx_file, load_onnx
 
     dev = torch.device(device)
     p = Path(weights)
+    if p.is_file() and is_onnx_file(p):
+        if kwargs or bands is not None:
+            raise ConfigError(
+                f"model arguments cannot be given with an ONNX file: {p} records them"
+            )
+        return load_onnx(p, name=name, device=dev)
     if not p.exists():
         raise InputFileError(p, f"weights not found ({_EXPECTED}, or an official checkpoint file)")
     if p.is_dir():

@@ -95,6 +95,7 @@ from cloudfree.io.checks import OPTICAL_SCALES, SAR_UNITS, parse_sar_bands, samp
 from cloudfree.io.geotiff import describe_read_error, raster_files
 from cloudfree.io.outputs import check_output, same_file
 from cloudfree.models.api import run_model, spec_of
+from cloudfree.models.inference import describe_runtime
 from cloudfree.normalization import (
     denormalize_optical,
     normalize_optical,
@@ -585,6 +586,7 @@ def _tags(
         "WEIGHTS": loaded.weights_path.name,
         "WEIGHTS_SOURCE": loaded.source,
         "WEIGHTS_SHA256": loaded.weights_sha256,
+        "RUNTIME": describe_runtime(getattr(loaded, "model", None)),
         "NORMALIZATION_PROTOCOL": loaded.protocol,
         "BANDS": ",".join(loaded.bands.names),
         "UNITS": units,
@@ -598,6 +600,9 @@ def _tags(
         "SOURCE_OPTICAL": optical.name,
         "SOURCE_SAR": sar.name if sar is not None else "none",
     }
+    exported_from = getattr(getattr(loaded, "model", None), "exported_from_sha256", None)
+    if exported_from:
+        tags["EXPORTED_FROM_WEIGHTS_SHA256"] = str(exported_from)
     if bandmap.fills:
         tags["FILLED_BANDS"] = f"{bandmap.describe()} (constant input, not observed)"
     return tags
