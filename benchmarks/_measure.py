@@ -21,11 +21,13 @@ import torch
 from cloudfree.models.complexity import measure_call
 
 
-def measure(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+def measure(
+    fn: Callable[[], object], repeats: int = 3, warmup: int = 1, device: str = "cpu"
+) -> dict[str, float]:
     """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs, and the peak
-    extra resident memory (MiB) of those runs: :func:`cloudfree.models.complexity.measure_call`
-    on the CPU."""
-    return measure_call(fn, repeats=repeats, warmup=warmup, device="cpu")
+    extra memory (MiB) of those runs: :func:`cloudfree.models.complexity.measure_call` (resident
+    memory on the CPU, the allocator's peak on CUDA)."""
+    return measure_call(fn, repeats=repeats, warmup=warmup, device=device)
 
 
 def run_worker(cmd: list[str], label: str) -> dict:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 SIZES = (1024, 4096)
@@ -37,19 +38,34 @@ LIMIT_RATIO = 1.5
 
 
 def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+    from cloudfree.models.complexity import status_kib
+
+    value = status_kib(field)
+    if value is None:
+        raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+    return value
 
 
 # ----------------------------------------------------------------------------- data
 def _make_inputs(workdir: Path, width: int, blocks: int) -> dict[str, dict[str, str]]:
     """Write the model, the 1024 scene and the 4096 mosaic (skipped when already there)."""
+    import torch
+
+    from cloudfree.models import create_model, save_pretrained
+
+    model_dir = workdir / f"model_w{width}_b{blocks}"
+    if not (model_dir / "config.json").is_file():
+        torch.manual_seed(0)
+        save_pretrained(create_model("dsen2cr", width=width, num_blocks=blocks), model_dir)
+    return {"model": {"dir": str(model_dir)}, **make_scenes(workdir, SIZES)}
+
+
+def make_scenes(workdir: Path, sizes: Sequence[int]) -> dict[str, dict[str, str]]:
+    """Write (once) a synthetic 1024 px scene and, for each size (a multiple of 1024), a mosaic
+    of copies of it with S1 in EPSG:4326 at about 20 m: ``{str(size): {"optical", "sar"}}``."""
     import numpy as np
     import rasterio
     import rasterio.shutil
-    import torch
     from rasterio.enums import Resampling
     from rasterio.transform import from_origin
     from rasterio.vrt import WarpedVRT
@@ -57,19 +73,14 @@ def _make_inputs(workdir: Path, width: int, blocks: int) -> dict[str, dict[str, 
     from rasterio.windows import Window
 
     from cloudfree.io import RasterWriter
-    from cloudfree.models import create_model, save_pretrained
     from cloudfree.synth import write_scene_pair
 
-    model_dir = workdir / f"model_w{width}_b{blocks}"
-    if not (model_dir / "config.json").is_file():
-        torch.manual_seed(0)
-        save_pretrained(create_model("dsen2cr", width=width, num_blocks=blocks), model_dir)
     base = workdir / "scene1024"
     pair = base / "scene_s2_cloudy.tif"
     if not pair.is_file():
         write_scene_pair(base, height=1024, width=1024, seed=11, cloud_cover=0.4)
     scenes: dict[str, dict[str, str]] = {}
-    for size in SIZES:
+    for size in sizes:
         d = workdir / f"scene{size}"
         opt, s1_utm, s1 = d / "s2_cloudy.tif", d / "s1_utm.tif", d / "s1_4326_20m.tif"
         if not s1.is_file():
@@ -112,7 +123,7 @@ def _make_inputs(workdir: Path, width: int, blocks: int) -> dict[str, dict[str, 
                     rasterio.shutil.copy(vrt, s1, driver="GTiff", compress="deflate", tiled=True)
             s1_utm.unlink()
         scenes[str(size)] = {"optical": str(opt), "sar": str(s1)}
-    return {"model": {"dir": str(model_dir)}, **scenes}
+    return scenes
 
 
 # ----------------------------------------------------------------------------- child

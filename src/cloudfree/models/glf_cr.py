@@ -147,6 +147,7 @@ from cloudfree.models.layers.padding import pad_bottom_right
 from cloudfree.models.layers.window_attention import (
     ShiftMaskCache,
     relative_position_index,
+    shifted_window_mask,
     window_partition,
     window_reverse,
 )
@@ -319,6 +320,14 @@ class DualWindowAttention(nn.Module):
             assert x_sar is not None and self.qkv_sar is not None
             sar = self._qkv(partition(x_sar), self.qkv_sar)
         bias = self._bias()
+        if not all(isinstance(d, int) for d in (b, nw)):
+            # symbolic sizes (torch.export, dynamic torch.compile): one call over every window,
+            # since a Python loop over symbolic counts would fix them in the trace; the same
+            # values as the chunks below
+            o, s = self._attend(opt, sar, bias, None if mask is None else mask.repeat(b, 1, 1))
+            out_opt = finish([o], self.proj_opt)
+            out_sar = finish([s], self.proj_sar) if two and s is not None else None  # type: ignore[arg-type]
+            return out_opt, out_sar
         step = max(1, _CHUNK_BYTES // (self.num_heads * n * n * x_opt.element_size()))
         parts_opt: list[Tensor] = []
         parts_sar: list[Tensor] = []
@@ -679,8 +688,12 @@ class GLFCR(CloudRemovalModel):
         ws = self.window_size
         shift = ws // 2 if min(hf, wf) > ws else 0
         mask = None
-        if self.use_stl and shift > 0:
+        if self.use_stl and shift > 0 and isinstance(hf, int) and isinstance(wf, int):
             mask = self._masks.get(hf, wf, ws, shift, x.device, x.dtype)
+        elif self.use_stl and shift > 0:  # symbolic sizes (torch.export): built, not cached
+            mask = shifted_window_mask(
+                hf, wf, ws, shift, device=x.device, dtype=x.dtype, value=self._masks.value
+            )
 
         kept = []
         for i, block in enumerate(self.blocks):

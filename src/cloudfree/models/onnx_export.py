@@ -10,15 +10,16 @@ Decisions:
   ``sar`` (only for a network that takes SAR) and ``pred`` (the cloud-free estimate; a network
   with a variance head also gives ``variance``), as :class:`cloudfree.models.ModelBatch` and
   :class:`cloudfree.models.ModelOutput` name them.
-* **Dynamic sizes**: H and W from 16 to 8192 px, multiples of the network's
-  ``spatial_multiple`` (the example input is ``size`` px); the batch is dynamic too.
+* **Dynamic sizes**: H and W from 16 (and at least twice the network's ``spatial_multiple``) to
+  8192 px, multiples of ``spatial_multiple`` (the example input is ``size`` px); the batch is
+  dynamic too.
 * **Metadata** (ONNX ``metadata_props``): the registry name and what the caller adds (the CLI:
   the normalisation protocol, the band set, the weights' SHA-256), so that a runtime can normalise
   inputs as the network expects.
 * **What cannot be exported** is refused with a :class:`~cloudfree.errors.ConfigError` naming
   the model and the reason, and nothing is written. torch.onnx may fall back to a relaxed
   trace that bakes the example's sizes into reshapes, so every export is **verified**: run by
-  onnxruntime (when installed) on a batch of 2 at another size against the network (1e-4),
+  onnxruntime (when installed) on a batch of 3 at another size against the network (1e-4),
   else at least its batch, height and width must be symbolic. Tested: ``dsen2cr`` and
   ``sar_opt_cgan`` export and verify; ``glf_cr`` is refused (its traced batch and window
   reshapes come out fixed). In a survey with torch 2.13 (before the verification existed),
@@ -41,7 +42,7 @@ from torch import nn
 
 from cloudfree.errors import CloudfreeError, ConfigError
 
-__all__ = ["MAX_SIZE", "MIN_SIZE", "export_onnx", "onnx_available"]
+__all__ = ["MAX_SIZE", "MIN_SIZE", "export_onnx", "min_export_size", "onnx_available"]
 
 MIN_SIZE = 16
 MAX_SIZE = 8192
@@ -57,12 +58,20 @@ def onnx_available() -> bool:
     return True
 
 
+def min_export_size(multiple: int) -> int:
+    """Smallest side of an export: MIN_SIZE, and at least two units of a network's
+    ``spatial_multiple`` (so that e.g. GLF-CR always shifts its windows: at one unit its
+    feature map is a single window, a different graph)."""
+    return max(MIN_SIZE, 2 * multiple) if multiple > 1 else MIN_SIZE
+
+
 def _size_dim(axis: str, multiple: int) -> Any:
-    """A dynamic image side: MIN_SIZE..MAX_SIZE px, a multiple of ``multiple``."""
+    """A dynamic image side: :func:`min_export_size` .. MAX_SIZE px, a multiple of
+    ``multiple``."""
     if multiple == 1:
         return torch.export.Dim(axis, min=MIN_SIZE, max=MAX_SIZE)
     units = torch.export.Dim(
-        f"{axis}_units", min=-(-MIN_SIZE // multiple), max=MAX_SIZE // multiple
+        f"{axis}_units", min=-(-min_export_size(multiple) // multiple), max=MAX_SIZE // multiple
     )
     return multiple * units
 
@@ -73,7 +82,7 @@ def _verify(
 ) -> None:  # fmt: skip
     """Refuse an export that only holds at the traced size: torch.onnx can fall back to a
     relaxed trace that bakes sizes into reshapes. The file is run by onnxruntime (when
-    installed) on a batch of 2 at another ``size`` and compared with the network within 1e-4;
+    installed) on a batch of 3 at another ``size`` and compared with the network within 1e-4;
     without onnxruntime its declared batch, height and width must at least be symbolic."""
     import onnx
 
@@ -90,7 +99,7 @@ def _verify(
         import onnxruntime
     except ImportError:
         return
-    probe = tuple(torch.rand(2, a.shape[1], size, size) for a in args)
+    probe = tuple(torch.rand(3, a.shape[1], size, size) for a in args)
     with torch.no_grad():
         want = model(*probe)
     want = want if isinstance(want, torch.Tensor) else want[0]
@@ -155,16 +164,18 @@ def export_onnx(
     if spec.inputs.temporal:
         raise ConfigError(f"{label}: ONNX export of temporal networks is not supported yet")
     multiple = max(1, int(spec.inputs.spatial_multiple or 1))
-    if size < MIN_SIZE or size % multiple:
-        raise ConfigError(f"size must be >= {MIN_SIZE} and a multiple of {multiple}, got {size}")
+    smallest = min_export_size(multiple)
+    if size < smallest or size % multiple:
+        raise ConfigError(f"size must be >= {smallest} and a multiple of {multiple}, got {size}")
 
     import onnx
 
-    optical = torch.rand(1, spec.inputs.optical_channels, size, size)
+    # a batch of 2: torch.export specialises axes of size 1 to constants
+    optical = torch.rand(2, spec.inputs.optical_channels, size, size)
     names = ["optical"]
     args: tuple[torch.Tensor, ...] = (optical,)
     if spec.inputs.needs_sar:
-        args = (optical, torch.rand(1, spec.inputs.sar_channels, size, size))
+        args = (optical, torch.rand(2, spec.inputs.sar_channels, size, size))
         names.append("sar")
     batch = torch.export.Dim("batch", min=1, max=1024)
     h, w = (_size_dim(axis, multiple) for axis in ("h", "w"))
@@ -177,11 +188,8 @@ def export_onnx(
     tmp = temporary_sibling(out)
     try:
         model.eval().to("cpu")
-        with (
-            torch.no_grad(),
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(chatter),
-        ):
+        # not under torch.no_grad(): with torch 2.13 that fixes the batch axis of GLF-CR's graph
+        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model, args, dynamo=True, input_names=names, output_names=outputs,
