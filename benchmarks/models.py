@@ -105,7 +105,7 @@ def _onnx_network(model: torch.nn.Module, name: str, folder: Path, device: str) 
     with onnxruntime; exits with the reason when it cannot be exported."""
     from cloudfree.errors import ConfigError
     from cloudfree.models import get_model_info
-    from cloudfree.models.onnx_export import export_onnx
+    from cloudfree.models.onnx_export import export_onnx, min_export_size
     from cloudfree.models.onnx_runtime import load_onnx
 
     path = folder / f"{name}.onnx"
@@ -117,7 +117,8 @@ def _onnx_network(model: torch.nn.Module, name: str, folder: Path, device: str) 
         meta = {"protocol": info.protocol, "bands": info.bands, "config": {"name": name}}
         multiple = max(1, int(model.cloudfree_spec.inputs.spatial_multiple or 1))
         try:
-            export_onnx(model, path, name=name, metadata=meta, size=max(64, multiple))
+            size = max(64, min_export_size(multiple))
+            export_onnx(model, path, name=name, metadata=meta, size=size)
         except ConfigError as exc:
             failed.write_text(str(exc))
             sys.exit(f"not exportable: {exc}")

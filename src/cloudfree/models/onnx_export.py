@@ -10,9 +10,9 @@ Decisions:
   ``sar`` (only for a network that takes SAR) and ``pred`` (the cloud-free estimate; a network
   with a variance head also gives ``variance``), as :class:`cloudfree.models.ModelBatch` and
   :class:`cloudfree.models.ModelOutput` name them.
-* **Dynamic sizes**: H and W from 16 (and at least twice the network's ``spatial_multiple``) to
-  8192 px, multiples of ``spatial_multiple`` (the example input is ``size`` px); the batch is
-  dynamic too.
+* **Dynamic sizes**: H and W from :func:`min_export_size` (16 px, or more for a network with a
+  ``spatial_multiple``) to 8192 px, multiples of ``spatial_multiple`` (the example input is
+  ``size`` px); the batch is dynamic too.
 * **Metadata** (ONNX ``metadata_props``): the registry name and what the caller adds (the CLI:
   the normalisation protocol, the band set, the weights' SHA-256), so that a runtime can normalise
   inputs as the network expects.
@@ -20,11 +20,13 @@ Decisions:
   the model and the reason, and nothing is written. torch.onnx may fall back to a relaxed
   trace that bakes the example's sizes into reshapes, so every export is **verified**: run by
   onnxruntime (when installed) on a batch of 3 at another size against the network (1e-4),
-  else at least its batch, height and width must be symbolic. Tested: ``dsen2cr`` and
-  ``sar_opt_cgan`` export and verify; ``glf_cr`` is refused (its traced batch and window
-  reshapes come out fixed). In a survey with torch 2.13 (before the verification existed),
-  ``carf``, ``mmcanet``, ``mpir2``, ``sgbaf``, ``spa_gan`` and ``uncrtaints_mono`` failed in
-  torch.export itself. Temporal networks are not supported by this function yet.
+  else at least its batch, height and width must be symbolic. Tested: ``dsen2cr``,
+  ``sar_opt_cgan`` and ``glf_cr`` export and verify. Which registered networks export, and
+  why the others do not, is measured by ``benchmarks/models.py`` (``docs/performance.md``);
+  temporal networks are not supported by this function yet.
+* **Tracing**: the example batch is 2 (torch.export turns an axis of size 1 into a constant)
+  and the trace runs with autograd on (under ``torch.no_grad()``, torch 2.13 fixed GLF-CR's
+  batch axis in the ONNX graph).
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ def onnx_available() -> bool:
 
 
 def min_export_size(multiple: int) -> int:
-    """Smallest side of an export: MIN_SIZE, and at least two units of a network's
-    ``spatial_multiple`` (so that e.g. GLF-CR always shifts its windows: at one unit its
-    feature map is a single window, a different graph)."""
-    return max(MIN_SIZE, 2 * multiple) if multiple > 1 else MIN_SIZE
+    """Smallest side of an export: the largest of MIN_SIZE, one unit of the network's
+    ``spatial_multiple``, and two units up to 64 px. The two units are for GLF-CR (unit 16 px):
+    at one unit its feature map is a single window, which it does not shift (another graph);
+    a U-Net of 8 levels (unit 256 px) keeps its one unit."""
+    return max(MIN_SIZE, multiple, min(2 * multiple, 64)) if multiple > 1 else MIN_SIZE
 
 
 def _size_dim(axis: str, multiple: int) -> Any:
