@@ -18,9 +18,9 @@ import torch
 from click.testing import CliRunner
 
 from cloudfree.cli import main
-from cloudfree.io import read_raster
 from cloudfree.models import create_model, list_models, run_model, save_pretrained
 from cloudfree.synth import write_scene_pair, write_sen12mscr_synthetic
+from predict_helpers import predict_float32
 
 pytestmark = [
     pytest.mark.gpu,
@@ -74,18 +74,9 @@ def test_train_on_gpu_and_load_on_cpu(data_root: Path, tmp_path: Path, precision
     assert next(loaded.model.parameters()).device.type == "cpu"
 
 
-def _predict(tmp_path: Path, scene, weights: Path, name: str, *extra: str):
-    out = tmp_path / f"{name}.tif"
-    args = ["predict", "--optical", str(scene.cloudy), "--sar", str(scene.s1), "--weights",
-            str(weights), "--out", str(out), "--dtype", "float32", *TILE, *extra]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return read_raster(out)
-
-
 def test_predict_on_cuda(tmp_path: Path, weights: Path) -> None:
     scene = write_scene_pair(tmp_path / "data", height=160, width=200, seed=4)
-    cpu = _predict(tmp_path, scene, weights, "cpu")
+    cpu = predict_float32(tmp_path, scene, weights, "cpu", *TILE)
     valid = np.isfinite(cpu.array)
     for label, extra, atol in (
         ("cuda", ["--device", "cuda"], 1e-4),
@@ -93,7 +84,7 @@ def test_predict_on_cuda(tmp_path: Path, weights: Path) -> None:
         ("bf16", ["--device", "cuda", "--precision", "bf16"], 0.05),
         ("fp16", ["--device", "cuda", "--precision", "16"], 0.01),
     ):
-        got = _predict(tmp_path, scene, weights, label, *extra)
+        got = predict_float32(tmp_path, scene, weights, label, *TILE, *extra)
         assert np.array_equal(np.isfinite(got.array), valid), label
         np.testing.assert_allclose(got.array[valid], cpu.array[valid], atol=atol, rtol=0)
 
@@ -111,8 +102,8 @@ def test_predict_onnxruntime_on_cuda(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     scene = write_scene_pair(tmp_path / "data", height=96, width=96, seed=5)
-    a = _predict(tmp_path, scene, w, "torch")
-    b = _predict(tmp_path, scene, onnx_file, "ort", "--device", "cuda")
+    a = predict_float32(tmp_path, scene, w, "torch", *TILE)
+    b = predict_float32(tmp_path, scene, onnx_file, "ort", *TILE, "--device", "cuda")
     valid = np.isfinite(a.array)
     np.testing.assert_allclose(b.array[valid], a.array[valid], atol=1e-4, rtol=0)
 

@@ -22,10 +22,10 @@ from safetensors.torch import load_file
 
 from cloudfree.cli import main
 from cloudfree.errors import ConfigError
-from cloudfree.io import read_raster
 from cloudfree.models import create_model, run_model, save_pretrained, spec_of
 from cloudfree.models.inference import InferenceModel, InferenceOptions, for_inference
 from cloudfree.synth import write_scene_pair, write_sen12mscr_synthetic
+from predict_helpers import predict_float32
 
 TILE = ["--tile-size", "32", "--overlap", "8", "--batch-size", "4", "--quiet"]
 MODELS = {
@@ -82,21 +82,12 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_pretrained(model, tmp_path_factory.mktemp("w") / "dsen2cr")
 
 
-def _predict(tmp_path: Path, scene, weights: Path, name: str, *extra: str):
-    out = tmp_path / f"{name}.tif"
-    args = ["predict", "--optical", str(scene.cloudy), "--sar", str(scene.s1), "--weights",
-            str(weights), "--out", str(out), "--dtype", "float32", *TILE, *extra]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return read_raster(out)
-
-
 def test_predict_compiled_and_in_bf16(tmp_path: Path, weights: Path) -> None:
     # 72 x 88 px in 32 px tiles, step 24: 3 x 4 tiles, three full batches of 4 (one shape)
     scene = write_scene_pair(tmp_path / "data", height=72, width=88, seed=2)
-    eager = _predict(tmp_path, scene, weights, "eager")
-    compiled = _predict(tmp_path, scene, weights, "compiled", "--compile")
-    bf16 = _predict(tmp_path, scene, weights, "bf16", "--precision", "bf16")
+    eager = predict_float32(tmp_path, scene, weights, "eager", *TILE)
+    compiled = predict_float32(tmp_path, scene, weights, "compiled", *TILE, "--compile")
+    bf16 = predict_float32(tmp_path, scene, weights, "bf16", *TILE, "--precision", "bf16")
     valid = np.isfinite(eager.array)
     assert valid.mean() > 0.9
     for other in (compiled, bf16):
