@@ -65,11 +65,11 @@ def test_onnxruntime_equals_torch_at_two_sizes(tmp_path: Path, name: str) -> Non
 
 
 def test_a_network_torch_export_cannot_trace_is_refused_without_a_file(tmp_path: Path) -> None:
-    # MPIR returns a ModelOutput (its stages), which torch.export cannot take as an output yet
-    model = create_model("mpir1")
-    out = tmp_path / "mpir1.onnx"
-    with pytest.raises(ConfigError, match="mpir1 cannot be exported to ONNX here"):
-        export_onnx(model, out, name="mpir1")
+    # it returns a ModelOutput (mean and variance), which torch.export cannot take as an output
+    model = create_model("uncrtaints_mono")
+    out = tmp_path / "uncrtaints_mono.onnx"
+    with pytest.raises(ConfigError, match="uncrtaints_mono cannot be exported to ONNX here"):
+        export_onnx(model, out, name="uncrtaints_mono")
     assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary
     assert model.training  # the caller's mode is restored
 
