@@ -48,9 +48,9 @@ def _child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    weights = Path(args.out).with_suffix(".weights")
-    save_pretrained(create_model(args.model), weights)
-    loaded = load_model(weights, device=resolve_device(args.device))
+    with tempfile.TemporaryDirectory(prefix="cloudfree_throughput_w_") as tmp:
+        weights = save_pretrained(create_model(args.model), Path(tmp) / args.model)
+        loaded = load_model(weights, device=resolve_device(args.device))
     batch = spec_batch(loaded.model, args.tile_size, device=loaded.device)
     times = []
     with torch.inference_mode():
