@@ -101,9 +101,7 @@ class OnnxRuntimeModel(nn.Module):
             providers = ["CPUExecutionProvider"]
             if kind == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
                 providers.insert(0, "CUDAExecutionProvider")
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            self._sessions[kind] = _open_session(self.path, options, providers)
+            self._sessions[kind] = _open_session(self.path, providers)
         return self._sessions[kind]
 
     def forward(self, optical: Tensor, sar: Tensor | None = None) -> Any:
@@ -124,9 +122,12 @@ class OnnxRuntimeModel(nn.Module):
         return tensors[0]
 
 
-def _open_session(path: Path, options: Any, providers: list[str]) -> Any:
+def _open_session(path: Path, providers: list[str]) -> Any:
+    """An onnxruntime session of ``path`` with as many threads as torch."""
     import onnxruntime
 
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own error types
@@ -187,9 +188,7 @@ def load_onnx(
         )
     if not p.is_file():
         raise InputFileError(p, "ONNX file not found" if not p.exists() else "is not a file")
-    import onnxruntime
-
-    session = _open_session(p, onnxruntime.SessionOptions(), ["CPUExecutionProvider"])
+    session = _open_session(p, ["CPUExecutionProvider"])
     meta = _metadata(p, session)
     if name is not None and name != meta["name"]:
         raise ConfigError(
@@ -215,6 +214,7 @@ def load_onnx(
         raise InputFileError(
             p, f"its optical input has {declared} channels but {meta['name']!r} takes {channels}"
         )
+    model._sessions["cpu"] = session  # the file is read once: its CPU session is kept
     model.exported_from_sha256 = meta.get("weights_sha256")
     dev = torch.device(device)
     return LoadedModel(
