@@ -105,7 +105,7 @@ def _onnx_network(model: torch.nn.Module, name: str, folder: Path, device: str) 
     with onnxruntime; exits with the reason when it cannot be exported."""
     from cloudfree.errors import ConfigError
     from cloudfree.models import get_model_info
-    from cloudfree.models.onnx_export import export_onnx, min_export_size
+    from cloudfree.models.onnx_export import export_onnx
     from cloudfree.models.onnx_runtime import load_onnx
 
     path = folder / f"{name}.onnx"
@@ -115,10 +115,8 @@ def _onnx_network(model: torch.nn.Module, name: str, folder: Path, device: str) 
     if not path.exists():
         info = get_model_info(name)
         meta = {"protocol": info.protocol, "bands": info.bands, "config": {"name": name}}
-        multiple = max(1, int(model.cloudfree_spec.inputs.spatial_multiple or 1))
         try:
-            size = max(64, min_export_size(multiple))
-            export_onnx(model, path, name=name, metadata=meta, size=size)
+            export_onnx(model, path, name=name, metadata=meta)
         except ConfigError as exc:
             failed.write_text(str(exc))
             sys.exit(f"not exportable: {exc}")

@@ -165,20 +165,22 @@ def zoo_command(out: Path | None, overwrite: bool, update_counts: bool) -> None:
     show_default=True,
     help="Export format.",
 )
-@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True,
-              help="Side of the example input in px (the exported sizes are dynamic).")  # fmt: skip
+@click.option("--size", type=click.IntRange(min=16), default=None,
+              help="Side of the example input in px (the exported sizes are dynamic; default "
+              "64, or two units of the network's size multiple where that is more).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never the weights).")
 def export_command(
-    name: str, out: Path, weights: Path, fmt: str, size: int, overwrite: bool
+    name: str, out: Path, weights: Path, fmt: str, size: int | None, overwrite: bool
 ) -> None:
-    """Export the network NAME with --weights to OUT (ONNX: dynamic batch, height and width).
+    """Export the network NAME with --weights to OUT (ONNX: dynamic batch, height and width,
+    and dates for a temporal network, whose file takes every date as real).
 
     Needs the optional packages onnx and onnxscript (pip install 'cloudfree[onnx]'). A network
     that torch.export cannot trace is refused with the reason (cloudfree.models.onnx_export).
     """
     from cloudfree.io.atomic import json_compatible
     from cloudfree.io.outputs import check_output
-    from cloudfree.models import load_model
+    from cloudfree.models import load_model, spec_of
     from cloudfree.models.onnx_export import export_onnx
 
     check_output(out, inputs=[weights], overwrite=overwrite, what="ONNX file")
@@ -193,4 +195,7 @@ def export_command(
     path = export_onnx(
         loaded.model, out, name=loaded.name, metadata=metadata, size=size, overwrite=overwrite
     )
-    click.echo(f"{path}: {loaded.name} exported to {fmt} (dynamic batch, height and width)")
+    axes = "batch, dates, height and width" if spec_of(loaded.model).inputs.temporal else (
+        "batch, height and width"
+    )
+    click.echo(f"{path}: {loaded.name} exported to {fmt} (dynamic {axes})")

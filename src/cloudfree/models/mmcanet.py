@@ -248,18 +248,26 @@ class CrossModalAttention(nn.Module):
             for m, f in (("opt", f_opt), ("sar", f_sar))
         }
         n = h * w
-        parts = []
-        for start in range(0, n, self.chunk):
-            rows = slice(start, min(n, start + self.chunk))
-            args = (q["opt"][:, rows], q["sar"][:, rows], k["opt"], k["sar"], v["opt"], v["sar"])
-            if torch.is_grad_enabled() and n > self.chunk:
-                part = checkpoint(
-                    _fused_attention_rows, *args, self.renormalize, use_reentrant=False
-                )
-            else:
-                part = _fused_attention_rows(*args, self.renormalize)
-            parts.append(part)
-        ap = torch.cat(parts, dim=1).transpose(1, 2).reshape(b, c, h, w)
+        if not isinstance(n, int):
+            # symbolic sizes (torch.export, dynamic torch.compile): every query row at once,
+            # since a Python loop over a symbolic count would fix the sizes in the trace
+            args = (q["opt"], q["sar"], k["opt"], k["sar"], v["opt"], v["sar"])
+            rows_out = _fused_attention_rows(*args, self.renormalize)
+        else:
+            parts = []
+            for start in range(0, n, self.chunk):
+                rows = slice(start, min(n, start + self.chunk))
+                args = (q["opt"][:, rows], q["sar"][:, rows])
+                args += (k["opt"], k["sar"], v["opt"], v["sar"])
+                if torch.is_grad_enabled() and n > self.chunk:
+                    part = checkpoint(
+                        _fused_attention_rows, *args, self.renormalize, use_reentrant=False
+                    )
+                else:
+                    part = _fused_attention_rows(*args, self.renormalize)
+                parts.append(part)
+            rows_out = torch.cat(parts, dim=1)
+        ap = rows_out.transpose(1, 2).reshape(b, c, h, w)
         return ap if self.scale is None else ap * self.scale
 
 

@@ -17,6 +17,16 @@ Decisions:
   unknown.
 * **Spec**: the registry entry of ``cloudfree.name`` resolved with the recorded constructor
   arguments; the graph's declared input channels must agree with it.
+* **Temporal networks**: the file takes every date as real (it has no ``time_mask``
+  input; :mod:`cloudfree.models.onnx_export`). A batch with padded dates is run sample by
+  sample on the real dates of each, which is the network's own result where it is
+  ``padding_invariant`` (its spec); for a network that is not, such a batch is refused.
+* **Sizes**: a file takes multiples of the network's ``spatial_multiple`` from two of them up
+  (:func:`~cloudfree.models.onnx_export.min_export_size`). Other sizes are padded at the
+  bottom and right as the network pads them itself
+  (:func:`~cloudfree.models.layers.padding.pad_bottom_right`) and the output is cropped, which
+  gives the network's own result; an input below the smallest size is refused with the size
+  named.
 * **Device**: onnxruntime's CUDA provider is used for CUDA inputs when that provider is
   installed, else the CPU provider (the outputs are moved back to the inputs' device). The CPU
   provider uses as many threads as torch (``torch.get_num_threads()``), so that runtimes are
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from cloudfree.errors import ConfigError, InputFileError
+from cloudfree.models.layers.padding import pad_bottom_right, padding_to_multiple
 
 if TYPE_CHECKING:
     from cloudfree.models.loading import LoadedModel
@@ -67,7 +79,8 @@ class OnnxRuntimeModel(nn.Module):
     Args:
         path: the ONNX file.
         config: the network's ``cloudfree_config`` (name, kwargs, protocol, bands).
-        input_names: the graph's inputs (``optical`` and, for a SAR network, ``sar``).
+        input_names: the graph's inputs (``optical``; ``sar`` for a SAR network, ``dates``
+            for a temporal network with a date encoding).
         output_names: its outputs (``pred``, and ``variance`` for a variance head).
     """
 
@@ -85,8 +98,12 @@ class OnnxRuntimeModel(nn.Module):
         self.input_names = input_names
         self.output_names = output_names
         self.cloudfree_config = config
-        self.cloudfree_spec = get_model_info(str(config["name"])).resolve_spec(
-            dict(config.get("kwargs") or {})
+        spec = get_model_info(str(config["name"])).resolve_spec(dict(config.get("kwargs") or {}))
+        # the file gives pred (and variance); a multi-stage network's stages are not exported
+        self.cloudfree_spec = replace(
+            spec,
+            outputs=replace(spec.outputs, num_stages=0),
+            tasks=spec.tasks - {"multi_stage"},
         )
         #: SHA-256 of the weights the file was exported from (its metadata), if recorded
         self.exported_from_sha256: str | None = None
@@ -104,22 +121,83 @@ class OnnxRuntimeModel(nn.Module):
             self._sessions[kind] = _open_session(self.path, providers)
         return self._sessions[kind]
 
-    def forward(self, optical: Tensor, sar: Tensor | None = None) -> Any:
+    def forward(
+        self,
+        optical: Tensor,
+        sar: Tensor | None = None,
+        dates: Tensor | None = None,
+        time_mask: Tensor | None = None,
+    ) -> Any:
+        """The exported network on these inputs (``dates`` and ``time_mask`` for a temporal
+        one; a padded batch runs sample by sample on its real dates, see the module
+        docstring)."""
         from cloudfree.models.api import ModelOutput
 
-        def host(x: Tensor) -> np.ndarray:
-            return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-
-        feeds = {"optical": host(optical)}
+        if self.cloudfree_spec.inputs.temporal and time_mask is not None:
+            real = time_mask.to(torch.bool)
+            if not bool(real.all()):
+                return self._padded(optical, sar, dates, real)
+        h, w = optical.shape[-2:]
+        ph, pw = self._padding(h, w)
+        feeds = {"optical": _host(pad_bottom_right(optical, ph, pw))}
         if "sar" in self.input_names:
             if sar is None:
                 raise ConfigError(f"{self.path}: the exported network needs a SAR input")
-            feeds["sar"] = host(sar)
+            feeds["sar"] = _host(pad_bottom_right(sar, ph, pw))
+        if "dates" in self.input_names:
+            if dates is None:
+                raise ConfigError(f"{self.path}: the exported network needs dates [B, T]")
+            feeds["dates"] = _host(dates)
         outs = self.session(optical.device).run(self.output_names, feeds)
-        tensors = [torch.from_numpy(o).to(optical.device) for o in outs]
+        tensors = [torch.from_numpy(o[..., :h, :w]).to(optical.device) for o in outs]
         if len(tensors) > 1:
             return ModelOutput(pred=tensors[0], variance=tensors[1])
         return tensors[0]
+
+    def _padding(self, h: int, w: int) -> tuple[int, int]:
+        """Rows and columns that bring an ``h x w`` input to a size the file takes (a
+        multiple of the network's ``spatial_multiple``); an input below the file's smallest
+        size is refused."""
+        from cloudfree.models.onnx_export import min_export_size
+
+        multiple = max(1, int(self.cloudfree_spec.inputs.spatial_multiple or 1))
+        smallest = min_export_size(multiple)
+        if min(h, w) < smallest:
+            raise ConfigError(
+                f"{self.path}: the exported {self.cloudfree_config['name']!r} takes images of "
+                f"at least {smallest} x {smallest} px, got {h} x {w} (predict with a larger "
+                "--tile, or run the torch network)"
+            )
+        return padding_to_multiple(h, multiple), padding_to_multiple(w, multiple)
+
+    def _padded(
+        self, optical: Tensor, sar: Tensor | None, dates: Tensor | None, real: Tensor
+    ) -> Any:
+        """A batch with padded dates: each sample on its real dates only, which gives the
+        network's result where a padded date changes nothing (``padding_invariant``)."""
+        from cloudfree.models.api import ModelOutput
+
+        if not self.cloudfree_spec.inputs.padding_invariant:
+            raise ConfigError(
+                f"{self.path}: the exported {self.cloudfree_config['name']!r} takes every date "
+                "as real, and a padded date changes its result (it is not padding-invariant): "
+                "give series without padded dates, or run the torch network"
+            )
+        outs = []
+        for i, keep in enumerate(real):
+            one = [None if x is None else x[i : i + 1, keep] for x in (optical, sar, dates)]
+            outs.append(self(*one))
+        if isinstance(outs[0], ModelOutput):
+            return ModelOutput(
+                pred=torch.cat([o.pred for o in outs]),
+                variance=torch.cat([o.variance for o in outs]),
+            )
+        return torch.cat(outs)
+
+
+def _host(x: Tensor) -> np.ndarray:
+    """``x`` as a contiguous float32 numpy array on the host (what onnxruntime is fed)."""
+    return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
 
 
 def _open_session(path: Path, providers: list[str]) -> Any:

@@ -164,8 +164,9 @@ class UnCRtainTS(CloudRemovalModel):
         else:  # sizes the official code cannot take (not square, 32 not a multiple): bilinear
             a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
         a = a.view(n_heads, b, t, *x.shape[-2:])
-        if pad_mask.any():
-            a = a * (~pad_mask).to(a.dtype)[None, :, :, None, None]
+        # multiplying by 1 where nothing is padded changes no value, so this needs no
+        # data-dependent branch (which torch.export cannot trace)
+        a = a * (~pad_mask).to(a.dtype)[None, :, :, None, None]
         groups = torch.stack(x.chunk(n_heads, dim=2))  # [heads, B, T, C / heads, H, W]
         out = (a[:, :, :, None] * groups).sum(dim=2)
         return torch.cat(list(out), dim=1)

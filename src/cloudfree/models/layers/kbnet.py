@@ -257,6 +257,9 @@ def kba(
     cg, nset = c // g, att.shape[1]
     # unfolded patches (twice: unfold, permuted copy), kernels, coefficients and output per pixel
     per_pixel = (2 * c * k * k + c * cg * k * k + nset + 2 * c) * x.element_size()
+    if not all(isinstance(d, int) for d in (bsz, h, w)):
+        # symbolic sizes (torch.export): one band, since a loop over bands would fix them
+        return _kba_band(padded, att, weight, bias, k, g)
     rows = max(1, min(h, chunk_bytes // max(1, bsz * w * per_pixel)))
     bands = []
     for y0 in range(0, h, rows):
