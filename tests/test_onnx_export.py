@@ -51,8 +51,8 @@ NOT_EXPORTABLE = {
 }
 #: exported in the default run: one network per family (each family's own code paths)
 DEFAULT_RUN = {
-    "ca_mtcr", "dsen2cr", "glf_cr", "mmcanet", "mpir4", "sar2opt", "sar_opt_cgan", "sgbaf", "spa_gan",
-    "uncrtaints_mono", "utae_cr",
+    "ca_mtcr", "dsen2cr", "glf_cr", "mmcanet", "mpir4", "sar2opt", "sar_opt_cgan", "sgbaf",
+    "spa_gan", "uncrtaints_mono", "utae_cr",
 }  # fmt: skip
 EXPORTABLE = [n for n in list_models() if n not in NOT_EXPORTABLE]
 

@@ -195,7 +195,9 @@ def export_command(
     path = export_onnx(
         loaded.model, out, name=loaded.name, metadata=metadata, size=size, overwrite=overwrite
     )
-    axes = "batch, dates, height and width" if spec_of(loaded.model).inputs.temporal else (
-        "batch, height and width"
+    axes = (
+        "batch, dates, height and width"
+        if spec_of(loaded.model).inputs.temporal
+        else ("batch, height and width")
     )
     click.echo(f"{path}: {loaded.name} exported to {fmt} (dynamic {axes})")
