@@ -195,9 +195,5 @@ def export_command(
     path = export_onnx(
         loaded.model, out, name=loaded.name, metadata=metadata, size=size, overwrite=overwrite
     )
-    axes = (
-        "batch, dates, height and width"
-        if spec_of(loaded.model).inputs.temporal
-        else ("batch, height and width")
-    )
-    click.echo(f"{path}: {loaded.name} exported to {fmt} (dynamic {axes})")
+    dates = "dates, " if spec_of(loaded.model).inputs.temporal else ""
+    click.echo(f"{path}: {loaded.name} exported to {fmt} (dynamic batch, {dates}height and width)")

@@ -141,17 +141,16 @@ def _shared(
         skip = (flat == pad_value).flatten(1).all(dim=1)
     else:
         skip = None
+    fill = 0.0 if pad_value is None else float(pad_value)
     if skip is not None and torch.compiler.is_exporting():
         # traced for export: every frame is run and the padded ones are then filled, the same
         # values (the blocks are per frame, and an export is in eval mode) without the
         # data-dependent branch below, which torch.export cannot trace
         out = block(flat)
-        fill = 0.0 if pad_value is None else float(pad_value)
         keep = ~skip.view(-1, *([1] * (out.ndim - 1)))
         out = torch.where(keep, out, torch.full((), fill, dtype=out.dtype))
     elif skip is not None and skip.any():
         real = block(flat[~skip])
-        fill = 0.0 if pad_value is None else float(pad_value)
         out = real.new_full((b * t, *real.shape[1:]), fill)
         out[~skip] = real
     else:
