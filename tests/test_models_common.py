@@ -524,6 +524,7 @@ def test_registering_a_name_twice_and_a_failing_spec(toy_registry):
 
     with pytest.raises(ConfigError, match="unknown task kind"):
         toy_registry("badspec", lambda: nn.Identity(), spec=bad_spec)
+    assert "_test_toy_badspec" not in list_models(include_standins=True)  # not left behind
 
 
 def test_save_pretrained_needs_a_registry_model(tmp_path):

@@ -189,7 +189,7 @@ def register_model(
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ConfigError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelInfo(
+        info = ModelInfo(
             name=name,
             builder=builder,
             paper=paper,
@@ -205,7 +205,8 @@ def register_model(
             model_class=model_class,
             tags=frozenset(tags),
         )
-        _REGISTRY[name].resolve_spec()  # a spec function that fails on the defaults fails here
+        info.resolve_spec()  # a spec function that fails on the defaults fails here, unregistered
+        _REGISTRY[name] = info
         return builder
 
     return decorator
