@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from cloudfree.models import create_model, run_model, spec_of
+from cloudfree.models.layers.pooling import adaptive_max_pool2d_gather
 from cloudfree.models.uncrtaints import _official_keys
 
 
@@ -31,6 +34,15 @@ def test_old_official_key_names_are_renamed() -> None:
         "out_block.1.conv.norm.bias",
         "out_conv.conv.conv.0.bias",
     }
+
+
+@pytest.mark.parametrize("size", [(16, 16), (32, 32), (33, 47), (96, 96), (100, 70), (255, 64)])
+def test_the_traceable_adaptive_max_pool_equals_torchs(size) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, *size)
+    want = F.adaptive_max_pool2d(x, (32, 32))
+    assert torch.equal(adaptive_max_pool2d_gather(x, (32, 32)), want)
+    assert torch.equal(adaptive_max_pool2d_gather(x, (7, 3)), F.adaptive_max_pool2d(x, (7, 3)))
 
 
 def _small(**kw):

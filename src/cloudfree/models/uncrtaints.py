@@ -50,6 +50,7 @@ from cloudfree.models.api import CloudRemovalModel, InputSpec, ModelOutput, Mode
 from cloudfree.models.layers.ltae import LTAE2dTiny
 from cloudfree.models.layers.mbconv import MBConv
 from cloudfree.models.layers.norm import norm_layer
+from cloudfree.models.layers.pooling import adaptive_max_pool2d_gather
 
 __all__ = ["MBConv", "UnCRtainTS"]
 
@@ -157,7 +158,12 @@ class UnCRtainTS(CloudRemovalModel):
         n_heads, b, t, h, w = attn.shape
         a = attn.reshape(n_heads * b, t, h, w)
         size = tuple(x.shape[-2:])
-        if size[0] > w:  # the official path: bilinear up, then dropout
+        if torch.compiler.is_exporting():
+            # one graph for every size: bilinear equals the branches below wherever the
+            # exporter lets a file run (>= 16 px): it is the first branch above 32 px, the
+            # identity at 32, and at 16 px it averages each 2 x 2 block, as avg_pool2d does
+            a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+        elif size[0] > w:  # the official path: bilinear up, then dropout
             a = self.attn_dropout(F.interpolate(a, size=size, mode="bilinear", align_corners=False))
         elif size[0] == size[1] and w % size[0] == 0:  # the official path: average down
             a = F.avg_pool2d(a, kernel_size=w // size[0])
@@ -194,7 +200,11 @@ class UnCRtainTS(CloudRemovalModel):
         for block in self.in_block:
             out = _frames(block, out)
         if self.temporal:
-            down = F.adaptive_max_pool2d(out.flatten(0, 1), (_ATT_SIZE, _ATT_SIZE))
+            frames = out.flatten(0, 1)
+            if torch.compiler.is_exporting():  # the same values, any size in one graph
+                down = adaptive_max_pool2d_gather(frames, (_ATT_SIZE, _ATT_SIZE))
+            else:
+                down = F.adaptive_max_pool2d(frames, (_ATT_SIZE, _ATT_SIZE))
             down = down.view(b, t, *down.shape[1:])
             attn = self.temporal_encoder(down, batch_positions=dates, pad_mask=pad_mask)
             out = self._aggregate(out, attn, pad_mask)
