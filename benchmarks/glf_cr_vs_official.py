@@ -1,18 +1,45 @@
-"""GLF-CR forward on CPU: cloudfree against the official implementation, side by side.
+"""GLF-CR on CPU: cloudfree against the official implementation, side by side.
 
 The official code is NOT part of this project. Fetch it yourself into a scratch directory, e.g.
 ``git clone https://github.com/xufangchn/GLF-CR /tmp/GLF-CR``, and pass ``--official-repo``.
-Its CUDA-only ``KernelConv2D`` is replaced at import time by the repository's own pure-PyTorch
-fallback ``submodules.kernel2d_conv`` (the unfold-based CPU path), and ``timm.models.layers`` by
-a minimal stand-in (DropPath is the identity in eval mode), exactly as the parity fixtures were
-produced. Nothing of the official code is copied or modified.
+Nothing of the official code is copied or modified; at import time, in the worker processes:
 
-Both models get the same weights (the official model's random initialisation, converted with
-our converter) and the same input; the script checks that the outputs agree and reports the
-median forward latency and the peak extra memory of each, measured in separate fresh processes
-one after the other, and their ratio.
+* its CUDA-only ``KernelConv2D`` is replaced by the repository's own pure-PyTorch fallback
+  ``submodules.kernel2d_conv`` (the unfold-based CPU path), as the parity fixtures were produced;
+* ``timm.models.layers`` (not installed) by a minimal stand-in: ``to_2tuple``,
+  ``trunc_normal_`` = ``torch.nn.init.trunc_normal_``, and ``DropPath`` = cloudfree's
+  :class:`~cloudfree.models.layers.drop_path.DropPath`, which does timm's arithmetic (a per-sample
+  Bernoulli keep mask divided by the keep probability in training, the identity in eval mode),
+  so stochastic depth (rate 0.2 in both models) costs the same on both sides;
+* for the training step only, ``torch.nn.Module.cuda`` and ``torch.Tensor.cuda`` are made to
+  return their object unchanged, because ``ModelCRNet`` moves its network and every batch with
+  ``.cuda()``; everything therefore stays on the CPU.
 
-    python benchmarks/glf_cr_vs_official.py --official-repo /tmp/GLF-CR --size 256
+Both models get the same weights (the official network's random initialisation under seed 0,
+built at the size measured, since the official network is built per input size; converted
+with our converter for ours) and the same random inputs in ``[0, 1]``. Measured, each in a fresh
+process one after the other (median wall time and peak extra memory, ``_measure.py``):
+
+* **forward** at ``--size`` (default 256): eval mode, no gradients; official =
+  ``RDN_residual_CR(size)(cloudy, SAR)``, ours = ``run_model(net, optical=, sar=)``. The script
+  checks that the two outputs agree (max |official - ours|).
+* **training step** at ``--train-size`` (default 128, the official ``--crop_size``, which is
+  also the size ``ModelCRNet`` builds its network for; the issue's target is a step at 128 px):
+  train mode; official = ``ModelCRNet(opts)`` with the defaults of ``train_CR_net.py`` (Adam,
+  lr 1e-4, ``nn.L1Loss``, one GPU id so no ``DataParallel``), per iteration exactly what its
+  ``Generic_train_test.train`` loop calls: ``set_input`` + ``optimize_parameters()`` (forward,
+  L1 loss, ``zero_grad``, backward, Adam step, ``loss.item()``). Ours = ``create_model("glf_cr")``
+  with the converted weights, ``run_model``, our ``l1`` loss (the glf_cr recipe's; equal to
+  ``nn.L1Loss`` with every pixel valid), ``zero_grad``, backward, ``torch.optim.Adam`` (lr 1e-4,
+  the recipe's, betas and eps the defaults on both sides), ``loss.item()`` - the core of a
+  Lightning training step without the loop around it. Left out on both sides: data loading,
+  logging (the official loop's per-step ``get_current_scalars`` PSNR; our Lightning logging) and
+  the per-epoch learning-rate scheduler step. Not identical by design: the official forward
+  still computes the last block's SAR update that it then discards (ours does not build it; its
+  weights get no gradient in the official model, so Adam skips them), and the random DropPath
+  masks differ between the two processes (their cost does not).
+
+    python benchmarks/glf_cr_vs_official.py --official-repo /tmp/GLF-CR --size 256 --train-size 128
 """
 
 from __future__ import annotations
@@ -23,24 +50,21 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import max_abs_difference, measure, run_worker, side_by_side_parser  # noqa: E402
 
+LR = 1e-4  # train_CR_net.py --lr default and the glf_cr recipe's
+
 
 def _install_official_stubs(codes: Path) -> None:
     """Make the official ``codes/net_CR_RDN.py`` importable on CPU without timm or CUDA."""
     from torch import nn
 
-    class DropPath(nn.Module):  # identity in eval mode, which is all we run
-        def __init__(self, drop_prob: float = 0.0) -> None:
-            super().__init__()
-            self.drop_prob = drop_prob
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x
+    from cloudfree.models.layers.drop_path import DropPath
 
     def to_2tuple(x):  # noqa: ANN001, ANN202
         return x if isinstance(x, tuple) else (x, x)
@@ -73,80 +97,141 @@ def _install_official_stubs(codes: Path) -> None:
     sys.modules.update({"FAC": fac, "FAC.kernelconv2d": pkg, "FAC.kernelconv2d.KernelConv2D": kc})
 
 
-def _inputs(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _keep_cuda_calls_on_cpu() -> None:
+    """``.cuda()`` on modules and tensors returns them unchanged (this worker process only)."""
+
+    def same(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        return self
+
+    torch.nn.Module.cuda = same
+    torch.Tensor.cuda = same
+
+
+def _official_train_model(codes: Path, size: int):  # noqa: ANN202
+    """``ModelCRNet`` with the ``train_CR_net.py`` defaults that it reads, built for ``size``."""
+    _install_official_stubs(codes)
+    _keep_cuda_calls_on_cpu()
+    import model_CR_net  # the official repository's own module
+
+    opts = SimpleNamespace(crop_size=size, gpu_ids="0", optimizer="Adam", lr=LR, lr_step=5)
+    return model_CR_net.ModelCRNet(opts)
+
+
+def _inputs(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cloudy optical ``[B, 13, S, S]``, SAR ``[B, 2, S, S]`` and cloud-free target."""
     g = torch.Generator().manual_seed(0)
-    return torch.rand(batch, 13, size, size, generator=g), torch.rand(
-        batch, 2, size, size, generator=g
-    )
+    optical = torch.rand(batch, 13, size, size, generator=g)
+    sar = torch.rand(batch, 2, size, size, generator=g)
+    return optical, sar, torch.rand(batch, 13, size, size, generator=g)
 
 
 def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    optical, sar = _inputs(args.size, args.batch)
+    train = args.mode == "train"
+    size = args.train_size if train else args.size
+    optical, sar, target = _inputs(size, args.batch)
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
+    codes = Path(args.official_repo) / "codes"
     if args.worker == "official":
-        _install_official_stubs(Path(args.official_repo) / "codes")
-        import net_CR_RDN
+        if train:
+            model = _official_train_model(codes, size)
+            net = model.net_G
+            batch = {"cloudy_data": optical, "cloudfree_data": target, "SAR_data": sar}
 
-        model = net_CR_RDN.RDN_residual_CR(args.size)
-        model.load_state_dict(state)
+            def step() -> float:
+                model.set_input(batch)
+                return model.optimize_parameters()
+        else:
+            _install_official_stubs(codes)
+            import net_CR_RDN
 
-        def run() -> torch.Tensor:
-            return model(optical, sar)
+            net = net_CR_RDN.RDN_residual_CR(size)
+
+            def forward() -> torch.Tensor:
+                return net(optical, sar)
+
+        net.load_state_dict(state)  # in place: the optimizer keeps the same parameters
     else:
-        from cloudfree.models import create_model, get_model_info
+        from cloudfree.losses import build_loss
+        from cloudfree.models import create_model, get_model_info, run_model
 
-        model = create_model("glf_cr")
-        model.load_state_dict(get_model_info("glf_cr").official_converter(state))
+        net = create_model("glf_cr")
+        net.load_state_dict(get_model_info("glf_cr").official_converter(state))
+        loss_fn = build_loss("l1")
+        optimizer = torch.optim.Adam(net.parameters(), lr=LR)
+        labels = {"target": target}
 
-        def run() -> torch.Tensor:
-            return model(optical=optical, sar=sar)
+        def step() -> float:
+            out = run_model(net, optical=optical, sar=sar)
+            loss = loss_fn(out, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss.item()
 
-    model.eval()
-    with torch.no_grad():
-        result = measure(run, repeats=args.repeats, warmup=1)
-        torch.save(run(), args.output)
+        def forward() -> torch.Tensor:
+            return run_model(net, optical=optical, sar=sar).pred
+
+    net.train(train)
+    if train:
+        result = measure(step, repeats=args.repeats, warmup=1)
+    else:
+        with torch.no_grad():
+            result = measure(forward, repeats=args.repeats, warmup=1)
+            torch.save(forward(), args.output)
     print(json.dumps(result))
 
 
 def main() -> None:
     p = side_by_side_parser(__doc__.split("\n")[0], "checkout of xufangchn/GLF-CR")
+    p.add_argument("--train-size", type=int, default=128, help="input size of the training step")
+    p.add_argument("--mode", choices=["forward", "train"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
         return
 
+    sizes = {"forward": args.size, "train": args.train_size}
     with tempfile.TemporaryDirectory() as tmp:
-        weights = Path(tmp) / "official_init.pth"
-        # the official model's own random initialisation (weights shared by both workers)
+        # the official network's own random initialisation, built per size (its attention
+        # masks are tied to the size); the same seed gives the same parameters at every size
+        # above 16 px (where the official layer does not shrink its window to the map)
         _install_official_stubs(Path(args.official_repo) / "codes")
         import net_CR_RDN
 
-        torch.manual_seed(0)
-        torch.save(net_CR_RDN.RDN_residual_CR(args.size).state_dict(), weights)
-        results = {}
-        for who in ("official", "ours"):
-            out = Path(tmp) / f"{who}.pt"
-            cmd = [
-                sys.executable, __file__, "--worker", who, "--weights", str(weights),
-                "--output", str(out), "--official-repo", args.official_repo,
-                "--size", str(args.size), "--batch", str(args.batch),
-                "--repeats", str(args.repeats), "--threads", str(args.threads),
-            ]  # fmt: skip
-            results[who] = run_worker(cmd, who)
+        weights = {}
+        for size in sorted(set(sizes.values())):
+            weights[size] = Path(tmp) / f"official_init_{size}.pth"
+            torch.manual_seed(0)
+            torch.save(net_CR_RDN.RDN_residual_CR(size).state_dict(), weights[size])
+        results: dict[tuple[str, str], dict] = {}
+        for mode in ("forward", "train"):
+            for who in ("official", "ours"):
+                out = Path(tmp) / f"{who}.pt"
+                cmd = [
+                    sys.executable, __file__, "--worker", who, "--mode", mode,
+                    "--weights", str(weights[sizes[mode]]), "--output", str(out),
+                    "--official-repo", args.official_repo, "--size", str(args.size),
+                    "--train-size", str(args.train_size), "--batch", str(args.batch),
+                    "--repeats", str(args.repeats), "--threads", str(args.threads),
+                ]  # fmt: skip
+                results[(mode, who)] = run_worker(cmd, f"{who} {mode}")
         diff = max_abs_difference(Path(tmp) / "official.pt", Path(tmp) / "ours.pt")
 
-    o, c = results["official"], results["ours"]
-    shape = f"{args.batch}x13x{args.size}x{args.size}"
-    print(f"GLF-CR full size, input {shape}, CPU, {args.threads} threads")
-    print(f"{'':10}{'median s':>10}{'peak MiB':>10}")
-    print(f"{'official':10}{o['median_s']:10.2f}{o['peak_extra_mib']:10.0f}")
-    print(f"{'cloudfree':10}{c['median_s']:10.2f}{c['peak_extra_mib']:10.0f}")
-    print(
-        f"speed-up x{o['median_s'] / c['median_s']:.2f}, "
-        f"memory x{o['peak_extra_mib'] / c['peak_extra_mib']:.2f} less; "
-        f"max |official - ours| = {float(diff):.2e}"
-    )
+    print(f"GLF-CR full size, CPU, {args.threads} threads, batch {args.batch}")
+    print(f"{'':32}{'median s':>10}{'peak MiB':>10}")
+    for mode in ("forward", "train"):
+        s = sizes[mode]
+        for who, label in (("official", "official"), ("ours", "cloudfree")):
+            r = results[(mode, who)]
+            name = f"{mode} {s}x{s} {label}"
+            print(f"{name:32}{r['median_s']:10.3f}{r['peak_extra_mib']:10.0f}")
+        o, c = results[(mode, "official")], results[(mode, "ours")]
+        print(
+            f"{mode} {s}x{s}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
+            f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
+        )
+    print(f"forward: max |official - ours| = {float(diff):.2e}")
 
 
 if __name__ == "__main__":
