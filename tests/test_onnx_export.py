@@ -52,23 +52,33 @@ DEFAULT_RUN = {
     "spa_gan", "uncrtaints", "utae_cr",
 }  # fmt: skip
 EXPORTABLE = [n for n in list_models() if n not in NOT_EXPORTABLE]
-#: exportable, but left out of the tests to keep CI within its time: MPIR2 and MPIR3 are MPIR1's
-#: class with other stage settings (about 3 min of export each); not yet exported in a test
-UNTESTED = {"mpir2", "mpir3"}
+#: exported with two stages (/2, full) instead of three: the same stage classes and links, and
+#: half the export time (a third MMCANet stage adds about a minute to each)
+EXPORT_OVERRIDES = {name: {"scales": (2, 1)} for name in ("mpir1", "mpir2", "mpir3")}
 
 
-def _export(tmp_path: Path, name: str) -> tuple[torch.nn.Module, Path]:
-    """A small random ``name``, saved and exported through the CLI."""
-    torch.manual_seed(0)
-    model = small_model(name).eval()
-    weights = tmp_path / "weights"
-    save_pretrained(model, weights)
-    out = tmp_path / f"{name}.onnx"
-    args = ["models", "export", name, str(out), "--weights", str(weights), "--format", "onnx"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    assert f"{name} exported to onnx" in result.output
-    return model, out
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    """``exported(name) -> (model, onnx path, weights dir)``: a small random ``name``, saved and
+    exported through the CLI once per module (the tests below share the files)."""
+    cache: dict[str, tuple[torch.nn.Module, Path, Path]] = {}
+
+    def export(name: str) -> tuple[torch.nn.Module, Path, Path]:
+        if name not in cache:
+            tmp = tmp_path_factory.mktemp(name)
+            torch.manual_seed(0)
+            model = small_model(name, **EXPORT_OVERRIDES.get(name, {})).eval()
+            weights = tmp / "weights"
+            save_pretrained(model, weights)
+            out = tmp / f"{name}.onnx"
+            args = ["models", "export", name, str(out), "--weights", str(weights)]
+            result = CliRunner().invoke(main, [*args, "--format", "onnx"])
+            assert result.exit_code == 0, result.output
+            assert f"{name} exported to onnx" in result.output
+            cache[name] = (model, out, weights)
+        return cache[name]
+
+    return export
 
 
 def test_every_registered_network_is_covered() -> None:
@@ -85,11 +95,10 @@ def test_every_registered_network_is_covered() -> None:
     [
         n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow)
         for n in EXPORTABLE
-        if n not in UNTESTED
     ],
 )
-def test_onnxruntime_equals_torch_at_two_sizes(tmp_path: Path, name: str) -> None:
-    model, out = _export(tmp_path, name)
+def test_onnxruntime_equals_torch_at_two_sizes(exported, name: str) -> None:
+    model, out, _ = exported(name)
     spec = spec_of(model)
 
     import onnx
@@ -135,18 +144,19 @@ def _batch(graph: ExportedGraph, size: int, time_mask: torch.Tensor | None = Non
     return ModelBatch(x["optical"], x.get("sar"), x.get("dates"), mask)
 
 
-def test_the_cli_refuses_to_replace_a_file(tmp_path: Path) -> None:
-    _, out = _export(tmp_path, "dsen2cr")
-    weights = tmp_path / "weights"
+def test_the_cli_refuses_to_replace_a_file(exported) -> None:
+    _, out, weights = exported("dsen2cr")
+    before = out.read_bytes()
     args = ["models", "export", "dsen2cr", str(out), "--weights", str(weights)]
     again = CliRunner().invoke(main, args)  # an existing file is never replaced silently
     assert again.exit_code == 1 and "--overwrite" in again.output
+    assert out.read_bytes() == before
 
 
-def test_padded_dates_run_sample_by_sample_or_are_refused(tmp_path: Path) -> None:
+def test_padded_dates_run_sample_by_sample_or_are_refused(exported) -> None:
     # CA-MTCR is padding-invariant: a padded date changes nothing, so the exported file (which
     # takes every date as real) runs each sample on its real dates and equals the network
-    model, out = _export(tmp_path, "ca_mtcr")
+    model, out, _ = exported("ca_mtcr")
     mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
     batch = _batch(ExportedGraph(model), 32, mask)
     with torch.no_grad():
@@ -155,7 +165,7 @@ def test_padded_dates_run_sample_by_sample_or_are_refused(tmp_path: Path) -> Non
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
 
     # U-TAE is not padding-invariant: its exported file refuses a padded batch
-    model, out = _export(tmp_path / "u", "utae_cr")
+    model, out, _ = exported("utae_cr")
     batch = _batch(ExportedGraph(model), 32, mask)
     with pytest.raises(ConfigError, match="not padding-invariant"):
         run_model(load_onnx(out).model, batch)
@@ -179,14 +189,14 @@ def test_a_file_that_holds_only_at_the_traced_size_is_refused_without_a_file(
     assert model.training  # the caller's mode is restored
 
 
-def test_bad_sizes_and_small_inputs_are_refused(tmp_path: Path) -> None:
+def test_bad_sizes_and_small_inputs_are_refused(tmp_path: Path, exported) -> None:
     with pytest.raises(ConfigError, match="size must be >= 16"):
         export_onnx(small_model("dsen2cr"), tmp_path / "d.onnx", size=8)
     with pytest.raises(ConfigError, match="size must be >= 32 and a multiple of 16"):
         export_onnx(small_model("glf_cr"), tmp_path / "g.onnx", size=16)
     assert list(tmp_path.iterdir()) == []
     # a file takes inputs from two units of the network's size multiple up
-    model, out = _export(tmp_path, "sgbaf")
+    model, out, _ = exported("sgbaf")
     graph = ExportedGraph(model)
     with pytest.raises(ConfigError, match="at least 32 x 32 px, got 20 x 20"):
         run_model(load_onnx(out).model, _batch(graph, 20))
