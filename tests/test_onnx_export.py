@@ -92,10 +92,7 @@ def test_every_registered_network_is_covered() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow)
-        for n in EXPORTABLE
-    ],
+    [n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow) for n in EXPORTABLE],
 )
 def test_onnxruntime_equals_torch_at_two_sizes(exported, name: str) -> None:
     model, out, _ = exported(name)
