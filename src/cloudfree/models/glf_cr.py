@@ -100,10 +100,11 @@ Decisions and facts (each checked against the official code):
   agree to float rounding (~1e-7).
 * **Efficiency, same values.** The attention gate's 1x1 conv over heads is computed as a batched
   matmul, and the attention logits are processed in chunks of windows (~2 MiB per logit map) so
-  that the element-wise chain (bias, gate, mask, softmax) stays in cache. At 256 x 256 on two CPU
-  threads the inference forward is roughly three times faster than the official code and needs
-  about a third of its extra memory; a training step (forward + backward) at 128 x 128 is about
-  1.7 times faster with about 30% less peak memory.
+  that the element-wise chain (bias, gate, mask, softmax) stays in cache. On two CPU threads
+  (``benchmarks/glf_cr_vs_official.py``, docs/performance.md) the inference forward at 256 x 256
+  is about 3.8 times faster than the official code with a seventh of its extra memory, and a
+  training step (forward, L1, backward, Adam) at 128 x 128 about 1.4 times faster with a
+  quarter of its peak memory.
 * **Traced with symbolic sizes** (``torch.export`` for ONNX, dynamic ``torch.compile``): the
   shift mask is built in the graph instead of looked up in the size-keyed cache, and all
   windows are attended in one call instead of the Python loop over chunks (a loop over
