@@ -13,12 +13,15 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
 from cloudfree.models.complexity import measure_call
+
+#: what the ``*_vs_official`` scripts time: the forward and one training step
+MODES = ("forward", "train")
 
 
 def measure(
@@ -56,4 +59,54 @@ def side_by_side_parser(description: str, repo_help: str) -> argparse.ArgumentPa
     p.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--weights", help=argparse.SUPPRESS)
     p.add_argument("--output", help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=list(MODES), help=argparse.SUPPRESS)
     return p
+
+
+def time_worker_mode(
+    train: bool,
+    step: Callable[[], object] | None,
+    forward: Callable[[], torch.Tensor] | None,
+    repeats: int,
+    output: str | Path,
+    train_output: Callable[[], torch.Tensor] | None = None,
+) -> None:
+    """A ``*_vs_official`` worker's measurement: ``step`` (a training step; then
+    ``train_output()``, if given, is saved to ``output``) or ``forward`` (under
+    ``torch.no_grad()``; one more call's result is saved to ``output``), timed by
+    :func:`measure` (1 warm-up); the result is printed as the JSON line :func:`run_worker`
+    reads. The networks' train/eval mode is the caller's to set; only the function of the
+    mode measured needs to be given."""
+    if train:
+        assert step is not None
+        result = measure(step, repeats=repeats, warmup=1)
+        if train_output is not None:
+            torch.save(train_output(), output)
+    else:
+        assert forward is not None
+        with torch.no_grad():
+            result = measure(forward, repeats=repeats, warmup=1)
+            torch.save(forward(), output)
+    print(json.dumps(result))
+
+
+def print_side_by_side(
+    results: Mapping[tuple[str, str], Mapping[str, float]],
+    row_labels: Mapping[str, str] | None = None,
+) -> None:
+    """The table of a ``*_vs_official`` script: per mode (forward, train) the official and
+    cloudfree median seconds and peak extra MiB (``results[(mode, "official" | "ours")]``), then
+    the ratios official / cloudfree. ``row_labels`` names a mode's rows (default: the mode)."""
+    labels = {mode: (row_labels or {}).get(mode, mode) for mode in MODES}
+    width = max(len(label) for label in labels.values()) + 12
+    print(f"{'':{width}}{'median s':>10}{'peak MiB':>10}")
+    for mode in MODES:
+        for who, name in (("official", "official"), ("ours", "cloudfree")):
+            r = results[(mode, who)]
+            row = f"{labels[mode]} {name}"
+            print(f"{row:{width}}{r['median_s']:10.3f}{r['peak_extra_mib']:10.0f}")
+        o, c = results[(mode, "official")], results[(mode, "ours")]
+        print(
+            f"{labels[mode]}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
+            f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
+        )

@@ -45,17 +45,24 @@ process one after the other (median wall time and peak extra memory, ``_measure.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import types
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import max_abs_difference, measure, run_worker, side_by_side_parser  # noqa: E402
+from _measure import (  # noqa: E402
+    MODES,
+    max_abs_difference,
+    print_side_by_side,
+    run_worker,
+    side_by_side_parser,
+    time_worker_mode,
+)
 
 LR = 1e-4  # train_CR_net.py --lr default and the glf_cr recipe's
 
@@ -132,6 +139,8 @@ def worker(args: argparse.Namespace) -> None:
     optical, sar, target = _inputs(size, args.batch)
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
     codes = Path(args.official_repo) / "codes"
+    step: Callable[[], float] | None = None  # the official worker builds only its mode's
+    forward: Callable[[], torch.Tensor] | None = None
     if args.worker == "official":
         if train:
             model = _official_train_model(codes, size)
@@ -173,19 +182,12 @@ def worker(args: argparse.Namespace) -> None:
             return run_model(net, optical=optical, sar=sar).pred
 
     net.train(train)
-    if train:
-        result = measure(step, repeats=args.repeats, warmup=1)
-    else:
-        with torch.no_grad():
-            result = measure(forward, repeats=args.repeats, warmup=1)
-            torch.save(forward(), args.output)
-    print(json.dumps(result))
+    time_worker_mode(train, step, forward, args.repeats, args.output)
 
 
 def main() -> None:
     p = side_by_side_parser(__doc__.split("\n")[0], "checkout of xufangchn/GLF-CR")
     p.add_argument("--train-size", type=int, default=128, help="input size of the training step")
-    p.add_argument("--mode", choices=["forward", "train"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -205,7 +207,7 @@ def main() -> None:
             torch.manual_seed(0)
             torch.save(net_CR_RDN.RDN_residual_CR(size).state_dict(), weights[size])
         results: dict[tuple[str, str], dict] = {}
-        for mode in ("forward", "train"):
+        for mode in MODES:
             for who in ("official", "ours"):
                 out = Path(tmp) / f"{who}.pt"
                 cmd = [
@@ -219,18 +221,7 @@ def main() -> None:
         diff = max_abs_difference(Path(tmp) / "official.pt", Path(tmp) / "ours.pt")
 
     print(f"GLF-CR full size, CPU, {args.threads} threads, batch {args.batch}")
-    print(f"{'':32}{'median s':>10}{'peak MiB':>10}")
-    for mode in ("forward", "train"):
-        s = sizes[mode]
-        for who, label in (("official", "official"), ("ours", "cloudfree")):
-            r = results[(mode, who)]
-            name = f"{mode} {s}x{s} {label}"
-            print(f"{name:32}{r['median_s']:10.3f}{r['peak_extra_mib']:10.0f}")
-        o, c = results[(mode, "official")], results[(mode, "ours")]
-        print(
-            f"{mode} {s}x{s}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
-            f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
-        )
+    print_side_by_side(results, {m: f"{m} {s}x{s}" for m, s in sizes.items()})
     print(f"forward: max |official - ours| = {float(diff):.2e}")
 
 

@@ -81,7 +81,6 @@ Not identical, by design of either side (the costs are part of what is compared)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import types
@@ -93,7 +92,14 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import max_abs_difference, measure, run_worker, side_by_side_parser  # noqa: E402
+from _measure import (  # noqa: E402
+    MODES,
+    max_abs_difference,
+    print_side_by_side,
+    run_worker,
+    side_by_side_parser,
+    time_worker_mode,
+)
 
 OFFICIAL_WEIGHT_DECAY = 1e-5  # hard-coded for both optimizers in the official train.py
 
@@ -261,19 +267,11 @@ def worker(args: argparse.Namespace) -> None:
     train = args.mode == "train"
     for net in nets:
         net.train(train)
-    if train:
-        result = measure(step, repeats=args.repeats, warmup=1)
-        torch.save(first[0], args.output)
-    else:
-        with torch.no_grad():
-            result = measure(forward, repeats=args.repeats, warmup=1)
-            torch.save(forward(), args.output)
-    print(json.dumps(result))
+    time_worker_mode(train, step, forward, args.repeats, args.output, lambda: first[0])
 
 
 def main() -> None:
     p = side_by_side_parser(__doc__.split("\n")[0], "checkout of Penn000/SpA-GAN_for_cloud_removal")
-    p.add_argument("--mode", choices=["forward", "train"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -288,7 +286,7 @@ def main() -> None:
         torch.save({"gen": gen.state_dict(), "dis": dis.state_dict()}, weights)
         results: dict[tuple[str, str], dict] = {}
         files: dict[tuple[str, str], Path] = {}
-        for mode in ("forward", "train"):
+        for mode in MODES:
             for who in ("official", "ours"):
                 files[(mode, who)] = Path(tmp) / f"{who}_{mode}.pt"
                 cmd = [
@@ -307,16 +305,7 @@ def main() -> None:
         f"SpA-GAN (official config.yml / spa_gan recipe), input {shape} RGB, CPU, "
         f"{args.threads} threads (official batchsize {cfg['batchsize']})"
     )
-    print(f"{'':22}{'median s':>10}{'peak MiB':>10}")
-    for mode in ("forward", "train"):
-        for who, label in (("official", "official"), ("ours", "cloudfree")):
-            r = results[(mode, who)]
-            print(f"{mode + ' ' + label:22}{r['median_s']:10.3f}{r['peak_extra_mib']:10.0f}")
-        o, c = results[(mode, "official")], results[(mode, "ours")]
-        print(
-            f"{mode}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
-            f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
-        )
+    print_side_by_side(results)
     print(f"forward: max |official - ours| = {float(diff):.2e} (image and last attention map)")
     (d_o, g_o), (d_c, g_c) = losses["official"], losses["ours"]
     print(f"train, first step: loss_d official {d_o:.6f} / ours x2 {d_c:.6f}")

@@ -35,7 +35,6 @@ the ratios official / cloudfree.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import types
@@ -45,7 +44,14 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import max_abs_difference, measure, run_worker, side_by_side_parser  # noqa: E402
+from _measure import (  # noqa: E402
+    MODES,
+    max_abs_difference,
+    print_side_by_side,
+    run_worker,
+    side_by_side_parser,
+    time_worker_mode,
+)
 
 #: per network: the official configuration's changes to the README one, our loss, scale_by
 NETWORKS: dict[str, dict] = {
@@ -156,20 +162,13 @@ def worker(args: argparse.Namespace) -> None:
             return run_model(net, **kw).pred
 
     net.train(train)
-    if train:
-        result = measure(step, repeats=args.repeats, warmup=1)
-    else:
-        with torch.no_grad():
-            result = measure(forward, repeats=args.repeats, warmup=1)
-            torch.save(forward(), args.output)
-    print(json.dumps(result))
+    time_worker_mode(train, step, forward, args.repeats, args.output)
 
 
 def main() -> None:
     p = side_by_side_parser(__doc__.split("\n")[0], "checkout of PatrickTUM/UnCRtainTS")
     p.add_argument("--network", choices=sorted(NETWORKS), default="uncrtaints")
     p.add_argument("--dates", type=int, default=3)
-    p.add_argument("--mode", choices=["forward", "train"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -181,7 +180,7 @@ def main() -> None:
         base = _official_base_model(Path(args.official_repo))(_official_config(args.network))
         torch.save(base.netG.state_dict(), weights)
         results: dict[tuple[str, str], dict] = {}
-        for mode in ("forward", "train"):
+        for mode in MODES:
             for who in ("official", "ours"):
                 out = Path(tmp) / f"{who}.pt"
                 cmd = [
@@ -198,16 +197,7 @@ def main() -> None:
     shape = f"{args.batch}x{args.dates}x15x{args.size}x{args.size}"
     label = NETWORKS[args.network]["label"]
     print(f"{label}, input {shape}, CPU, {args.threads} threads")
-    print(f"{'':22}{'median s':>10}{'peak MiB':>10}")
-    for mode in ("forward", "train"):
-        for who, label in (("official", "official"), ("ours", "cloudfree")):
-            r = results[(mode, who)]
-            print(f"{mode + ' ' + label:22}{r['median_s']:10.3f}{r['peak_extra_mib']:10.0f}")
-        o, c = results[(mode, "official")], results[(mode, "ours")]
-        print(
-            f"{mode}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
-            f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
-        )
+    print_side_by_side(results)
     print(f"forward: max |official - ours| = {float(diff):.2e}")
 
 
