@@ -58,6 +58,11 @@ Architecture, ``W`` = ``width`` (32)::
 * **Initialisation** (official ``weights_init``): every convolution's weight from N(0, 0.02);
   biases keep PyTorch's default (uniform in +-1/sqrt(fan_in)), which the official function
   does not touch.
+* **Memory layout.** The convolution weights are channels-last, so the feature maps are too
+  and oneDNN does not reorder them around every convolution: on two CPU threads the forward
+  runs 1.4x faster at 128 px and 3.2x at 256 px (where a 32-channel map no longer fits in
+  cache); the outputs change by float rounding only (4e-8). ``load_state_dict`` copies into
+  these tensors, so the layout survives loading; saved weights are made contiguous.
 * **Resolution.** Every convolution keeps the size and the IRNN shifts by one pixel, so any
   ``H, W`` works without padding (``spatial_multiple`` 1).
 
@@ -247,6 +252,8 @@ class SpAGAN(CloudRemovalModel):
         self.tail = _conv(width, in_optical, 3, bias=False)
         self.direction_weights = direction_weights
         self.reset_parameters()
+        # channels-last convolution weights (see "Memory layout" in the module docstring)
+        self.to(memory_format=torch.channels_last)
 
     def reset_parameters(self) -> None:
         """Official ``weights_init``: conv weights from N(0, 0.02), biases left at PyTorch's
