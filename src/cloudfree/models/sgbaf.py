@@ -594,6 +594,12 @@ class SGBAF(CloudRemovalModel):
         # 7. output
         self.head = nn.Sequential(*(MBConv(out_c, **block) for _ in range(fusion_depth)))
         self.out_conv = nn.Conv2d(out_c, in_optical, 3, padding=1)
+        # channels-last convolution weights, so the feature maps are too and oneDNN does not
+        # reorder them around every convolution: the forward on two CPU threads runs about
+        # 1.3x faster at 128 px and 1.6-1.8x at 256 px (side by side, two runs); outputs
+        # change by float rounding only (7e-7). The layout
+        # survives load_state_dict; saved weights are made contiguous.
+        self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def _extractor(cin: int, cout: int, factor: int) -> nn.Sequential:

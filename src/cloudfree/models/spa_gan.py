@@ -60,9 +60,10 @@ Architecture, ``W`` = ``width`` (32)::
   does not touch.
 * **Memory layout.** The convolution weights are channels-last, so the feature maps are too
   and oneDNN does not reorder them around every convolution: on two CPU threads the forward
-  runs 1.4x faster at 128 px and 3.2x at 256 px (where a 32-channel map no longer fits in
-  cache); the outputs change by float rounding only (4e-8). ``load_state_dict`` copies into
-  these tensors, so the layout survives loading; saved weights are made contiguous.
+  runs 1.4x faster at 128 px and 2.1-3.2x at 256 px (side by side, two runs; at 256 px a
+  32-channel map no longer fits in cache); the outputs change by float rounding only (4e-8).
+  ``load_state_dict`` copies into these tensors, so the layout survives loading; saved
+  weights are made contiguous.
 * **Resolution.** Every convolution keeps the size and the IRNN shifts by one pixel, so any
   ``H, W`` works without padding (``spatial_multiple`` 1).
 
