@@ -29,6 +29,11 @@ scaling around the network), numerically equal to it (parity cases ``uncrtaints`
 * **Any size** (the contract): the 32 x 32 attention is resized to the features as officially
   (bilinear up when larger; average-pooled down when square and 32 is a multiple); other sizes,
   which the official code cannot take, use bilinear resizing (a documented extension).
+* **ONNX export** (``torch.compiler.is_exporting()``): the 32 x 32 max pooling is computed by
+  index arithmetic (:func:`~cloudfree.models.layers.pooling.adaptive_max_pool2d_gather`, the
+  same bins) and the attention is resized by one bilinear interpolation, which equals the
+  branches above at every size an exported file takes (>= 16 px); one graph then holds every
+  size. The eager path is unchanged.
 
 Parameters at the README configuration: 570,010 (``uncrtaints``), 520,218 (``uncrtaints_mono``),
 568,333 without the variance head.
