@@ -63,6 +63,27 @@ def side_by_side_parser(description: str, repo_help: str) -> argparse.ArgumentPa
     return p
 
 
+def worker_command(
+    script: str | Path,
+    args: argparse.Namespace,
+    who: str,
+    mode: str,
+    weights: str | Path,
+    output: str | Path,
+    *extra: str,
+) -> list[str]:
+    """The command of one ``*_vs_official`` worker process: ``script`` run again as worker
+    ``who`` in ``mode``, with the options of :func:`side_by_side_parser` taken from ``args``
+    and the script's own ``extra`` options."""
+    return [
+        sys.executable, str(script), "--worker", who, "--mode", mode,
+        "--weights", str(weights), "--output", str(output),
+        "--official-repo", args.official_repo, "--size", str(args.size),
+        "--batch", str(args.batch), "--repeats", str(args.repeats),
+        "--threads", str(args.threads), *extra,
+    ]  # fmt: skip
+
+
 def time_worker_mode(
     train: bool,
     step: Callable[[], object] | None,

@@ -62,6 +62,7 @@ from _measure import (  # noqa: E402
     run_worker,
     side_by_side_parser,
     time_worker_mode,
+    worker_command,
 )
 
 LR = 1e-4  # train_CR_net.py --lr default and the glf_cr recipe's
@@ -210,13 +211,8 @@ def main() -> None:
         for mode in MODES:
             for who in ("official", "ours"):
                 out = Path(tmp) / f"{who}.pt"
-                cmd = [
-                    sys.executable, __file__, "--worker", who, "--mode", mode,
-                    "--weights", str(weights[sizes[mode]]), "--output", str(out),
-                    "--official-repo", args.official_repo, "--size", str(args.size),
-                    "--train-size", str(args.train_size), "--batch", str(args.batch),
-                    "--repeats", str(args.repeats), "--threads", str(args.threads),
-                ]  # fmt: skip
+                extra = ("--train-size", str(args.train_size))
+                cmd = worker_command(__file__, args, who, mode, weights[sizes[mode]], out, *extra)
                 results[(mode, who)] = run_worker(cmd, f"{who} {mode}")
         diff = max_abs_difference(Path(tmp) / "official.pt", Path(tmp) / "ours.pt")
 

@@ -99,6 +99,7 @@ from _measure import (  # noqa: E402
     run_worker,
     side_by_side_parser,
     time_worker_mode,
+    worker_command,
 )
 
 OFFICIAL_WEIGHT_DECAY = 1e-5  # hard-coded for both optimizers in the official train.py
@@ -289,13 +290,7 @@ def main() -> None:
         for mode in MODES:
             for who in ("official", "ours"):
                 files[(mode, who)] = Path(tmp) / f"{who}_{mode}.pt"
-                cmd = [
-                    sys.executable, __file__, "--worker", who, "--mode", mode,
-                    "--weights", str(weights), "--output", str(files[(mode, who)]),
-                    "--official-repo", args.official_repo, "--size", str(args.size),
-                    "--batch", str(args.batch), "--repeats", str(args.repeats),
-                    "--threads", str(args.threads),
-                ]  # fmt: skip
+                cmd = worker_command(__file__, args, who, mode, weights, files[(mode, who)])
                 results[(mode, who)] = run_worker(cmd, f"{who} {mode}")
         diff = max_abs_difference(files[("forward", "official")], files[("forward", "ours")])
         losses = {who: torch.load(files[("train", who)]).tolist() for who in ("official", "ours")}

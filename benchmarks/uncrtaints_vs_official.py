@@ -51,6 +51,7 @@ from _measure import (  # noqa: E402
     run_worker,
     side_by_side_parser,
     time_worker_mode,
+    worker_command,
 )
 
 #: per network: the official configuration's changes to the README one, our loss, scale_by
@@ -183,14 +184,8 @@ def main() -> None:
         for mode in MODES:
             for who in ("official", "ours"):
                 out = Path(tmp) / f"{who}.pt"
-                cmd = [
-                    sys.executable, __file__, "--worker", who, "--mode", mode,
-                    "--weights", str(weights), "--output", str(out),
-                    "--official-repo", args.official_repo, "--size", str(args.size),
-                    "--network", args.network,
-                    "--batch", str(args.batch), "--dates", str(args.dates),
-                    "--repeats", str(args.repeats), "--threads", str(args.threads),
-                ]  # fmt: skip
+                extra = ("--network", args.network, "--dates", str(args.dates))
+                cmd = worker_command(__file__, args, who, mode, weights, out, *extra)
                 results[(mode, who)] = run_worker(cmd, f"{who} {mode}")
         diff = max_abs_difference(Path(tmp) / "official.pt", Path(tmp) / "ours.pt")
 

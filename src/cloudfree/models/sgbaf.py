@@ -597,8 +597,8 @@ class SGBAF(CloudRemovalModel):
         # channels-last convolution weights, so the feature maps are too and oneDNN does not
         # reorder them around every convolution: the forward on two CPU threads runs about
         # 1.3x faster at 128 px and 1.6-1.8x at 256 px (side by side, two runs); outputs
-        # change by float rounding only (7e-7). The layout
-        # survives load_state_dict; saved weights are made contiguous.
+        # change by float rounding only (7e-7). The layout survives load_state_dict; saved
+        # weights are made contiguous.
         self.to(memory_format=torch.channels_last)
 
     @staticmethod

@@ -579,9 +579,9 @@ class UTAECR(UTAE, CloudRemovalModel):
         # channels-last convolution weights (as UnCRtainTS): the feature maps follow and
         # oneDNN does not reorder them around every convolution; the forward (T = 3, two CPU
         # threads) about 1.4x faster at 128 and 256 px (1.2-1.4x over two side-by-side runs at
-        # 256), outputs within float rounding (2.4e-7). The
-        # layout survives load_state_dict; saved weights are made contiguous. (The ``utae``
-        # building block keeps the default layout.)
+        # 256), outputs within float rounding (2.4e-7). The layout survives load_state_dict;
+        # saved weights are made contiguous. (The ``utae`` building block keeps the default
+        # layout.)
         self.to(memory_format=torch.channels_last)
 
     @property
