@@ -300,6 +300,46 @@ def test_irnn_step_against_clone_and_assign():
     assert torch.equal(got[0][:, :, 0], x[:, :, 0])  # the edge keeps its (negative) input
 
 
+@pytest.mark.parametrize(
+    ("shape", "channels_last"),
+    [((2, 3, 5, 4), False), ((2, 3, 5, 4), True), ((1, 3, 1, 6), False), ((1, 2, 4, 1), True)],
+)
+def test_irnn_training_path_matches_autograd(shape, channels_last):
+    """The hand-written backward of the concatenated IRNN step (used when gradients are
+    recorded) gives autograd's gradients of ``cat(IRNNStep(x))``, keeps the input's layout,
+    and passes gradcheck, down to maps of one row or one column."""
+    from cloudfree.models.spa_gan import _IRNNFunction
+
+    torch.manual_seed(3)
+    step = IRNNStep(shape[1]).double()
+    for conv in (step.up, step.right, step.down, step.left):
+        torch.nn.init.normal_(conv.weight)
+        torch.nn.init.normal_(conv.bias)
+    x = torch.randn(*shape, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x_ref, x_got = x.clone().requires_grad_(), x.clone().requires_grad_()
+    want = torch.cat(step(x_ref), dim=1)
+    got = step.concatenated(x_got)
+    assert got.grad_fn is not None and "IRNN" in type(got.grad_fn).__name__
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    g = torch.randn_like(want)
+    params = list(step.parameters())
+    for a, b in zip(
+        torch.autograd.grad(want, [x_ref, *params], g),
+        torch.autograd.grad(got, [x_got, *params], g),
+        strict=True,
+    ):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-12)
+    weight = torch.randn(4, shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, shape[1], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_IRNNFunction.apply, (x.clone().requires_grad_(), weight, bias))
+    with torch.no_grad():  # inference keeps the plain path
+        assert step.concatenated(x).grad_fn is None
+        torch.testing.assert_close(step.concatenated(x), want.detach(), atol=0, rtol=0)
+
+
 @pytest.mark.parametrize("direction_weights", ["discarded", "applied"])
 def test_converter_permutes_bgr_to_rgb(direction_weights):
     """Random official-layout weights through the converter: on RGB, our model gives the
