@@ -56,6 +56,12 @@ def side_by_side_parser(description: str, repo_help: str) -> argparse.ArgumentPa
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--conv-share",
+        action="store_true",
+        help="also profile one more call per side and report the share of its time spent in "
+        "convolutions (forward and backward)",
+    )
     p.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--weights", help=argparse.SUPPRESS)
     p.add_argument("--output", help=argparse.SUPPRESS)
@@ -80,8 +86,25 @@ def worker_command(
         "--weights", str(weights), "--output", str(output),
         "--official-repo", args.official_repo, "--size", str(args.size),
         "--batch", str(args.batch), "--repeats", str(args.repeats),
-        "--threads", str(args.threads), *extra,
+        "--threads", str(args.threads), *(["--conv-share"] if args.conv_share else []), *extra,
     ]  # fmt: skip
+
+
+def convolution_share(fn: Callable[[], object]) -> dict[str, float]:
+    """One call of ``fn`` under :mod:`torch.profiler` (CPU): ``profiled_s``, the summed self time
+    of every operator, and ``conv_s``, that of the convolution kernels (forward and backward:
+    ATen operators whose name contains ``conv``). The profiler slows the call down a little, so
+    compare the two numbers with each other, not with the timed medians."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    conv = sum(
+        e.self_cpu_time_total for e in events if e.key.startswith("aten::") and "conv" in e.key
+    )
+    return {"profiled_s": total / 1e6, "conv_s": conv / 1e6}
 
 
 def time_worker_mode(
@@ -91,22 +114,28 @@ def time_worker_mode(
     repeats: int,
     output: str | Path,
     train_output: Callable[[], torch.Tensor] | None = None,
+    conv_share: bool = False,
 ) -> None:
     """A ``*_vs_official`` worker's measurement: ``step`` (a training step; then
     ``train_output()``, if given, is saved to ``output``) or ``forward`` (under
     ``torch.no_grad()``; one more call's result is saved to ``output``), timed by
     :func:`measure` (1 warm-up); the result is printed as the JSON line :func:`run_worker`
     reads. The networks' train/eval mode is the caller's to set; only the function of the
-    mode measured needs to be given."""
+    mode measured needs to be given. ``conv_share``: one more call, profiled
+    (:func:`convolution_share`), after the timed ones."""
     if train:
         assert step is not None
         result = measure(step, repeats=repeats, warmup=1)
+        if conv_share:
+            result.update(convolution_share(step))
         if train_output is not None:
             torch.save(train_output(), output)
     else:
         assert forward is not None
         with torch.no_grad():
             result = measure(forward, repeats=repeats, warmup=1)
+            if conv_share:
+                result.update(convolution_share(forward))
             torch.save(forward(), output)
     print(json.dumps(result))
 
@@ -131,3 +160,11 @@ def print_side_by_side(
             f"{labels[mode]}: speed-up x{o['median_s'] / c['median_s']:.2f}, "
             f"memory x{o['peak_extra_mib'] / max(c['peak_extra_mib'], 1e-9):.2f} less"
         )
+        if "conv_s" in o and "conv_s" in c:
+            print(
+                f"{labels[mode]}: convolutions (profiled) official {o['conv_s']:.3f} s of "
+                f"{o['profiled_s']:.3f} s ({o['conv_s'] / o['profiled_s']:.0%}), cloudfree "
+                f"{c['conv_s']:.3f} s of {c['profiled_s']:.3f} s "
+                f"({c['conv_s'] / c['profiled_s']:.0%}); the speed-up if cloudfree spent "
+                f"nothing outside its convolutions: x{o['profiled_s'] / c['conv_s']:.2f}"
+            )

@@ -268,7 +268,9 @@ def worker(args: argparse.Namespace) -> None:
     train = args.mode == "train"
     for net in nets:
         net.train(train)
-    time_worker_mode(train, step, forward, args.repeats, args.output, lambda: first[0])
+    time_worker_mode(
+        train, step, forward, args.repeats, args.output, lambda: first[0], args.conv_share
+    )
 
 
 def main() -> None:

@@ -163,7 +163,7 @@ def worker(args: argparse.Namespace) -> None:
             return run_model(net, **kw).pred
 
     net.train(train)
-    time_worker_mode(train, step, forward, args.repeats, args.output)
+    time_worker_mode(train, step, forward, args.repeats, args.output, conv_share=args.conv_share)
 
 
 def main() -> None:
