@@ -196,11 +196,27 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu_check.sh)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per worker (900)")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
-    p.add_argument("--json", type=Path, help="also write every row as JSON here")
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="also write every row as JSON here (rewritten after each row, so a stopped run "
+        "keeps what it measured; ``complete`` says whether it finished)",
+    )
+    p.add_argument(
+        "--render",
+        type=Path,
+        help="measure nothing: write the --markdown table of the rows of this --json file",
+    )
     p.add_argument("--worker", nargs=3, metavar=("NAME", "SIZE", "RUNTIME"), help=argparse.SUPPRESS)
     p.add_argument("--peak-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--onnx-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.render:
+        if not args.markdown:
+            sys.exit("--render needs --markdown (the table to write)")
+        saved = json.loads(args.render.read_text())
+        args.markdown.write_text(_markdown(saved["rows"], saved["header"]))
+        return
     if args.peak_worker:
         print(json.dumps(conv_peak(args.threads, args.repeats, args.device)))
         return
@@ -243,6 +259,9 @@ def main() -> None:
                         row = _row(name, size, runtime, r, peak, macs.get(size))
                     rows.append(row)
                     _print(row)
+                    if args.json:
+                        partial = f"stopped run (rows so far); convolution peak {peak:.1f} GFLOP/s"
+                        _write_json(args.json, partial, peak, rows, complete=False)
     after, _ = _run([sys.executable, __file__, "--peak-worker", *common], args.timeout)
     peak_after = float(after["peak_gflops"]) if after else float("nan")
     header = (
@@ -256,7 +275,15 @@ def main() -> None:
     if args.markdown:
         args.markdown.write_text(_markdown(rows, header))
     if args.json:
-        args.json.write_text(json.dumps({"header": header, "peak_gflops": peak, "rows": rows}))
+        _write_json(args.json, header, peak, rows, complete=True)
+
+
+def _write_json(path: Path, header: str, peak: float, rows: list[dict], *, complete: bool) -> None:
+    """The rows as JSON, written to a temporary name first and then renamed."""
+    tmp = path.with_name(path.name + ".tmp")
+    doc = {"header": header, "peak_gflops": peak, "rows": rows, "complete": complete}
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
 
 
 def _device_name(device: str) -> str:
